@@ -1,0 +1,26 @@
+# The two commands of the README:
+#   make run    set up (first time) and run the server on the embedded SQLite store
+#   make test   set up (first time) and run the whole test suite
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+STAMP   = $(VENV)/.installed
+
+.PHONY: run test setup clean-venv
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet --config-settings editable_mode=compat -e '.[test]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/twistd -n portaum $(ARGS)
+
+test: $(STAMP)
+	$(BIN)/python -m twisted.trial $(TRIAL_ARGS) tests
+
+clean-venv:
+	rm -rf $(VENV)
