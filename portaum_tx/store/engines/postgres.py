@@ -1,0 +1,218 @@
+"""The cluster engine: PostgreSQL through txpostgres.
+
+A small pool of asynchronous connections, each with its own dead-connection
+detector so that a PostgreSQL restart is survived: statements on a dead
+connection fail at once (the caller sees :class:`StoreUnavailable`) and the
+connection reconnects in the background with backoff.  One more connection is
+kept for LISTEN; it re-issues its LISTENs whenever it recovers, so nodes keep
+hearing each other after a database restart.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+import psycopg2
+import psycopg2.errorcodes
+from twisted.internet import defer
+from twisted.logger import Logger
+from txpostgres import reconnection, txpostgres
+
+from .base import IntegrityError, StoreError, StoreUnavailable
+
+log = Logger()
+
+#: Serialization failures and deadlocks are retried this many times.
+_RETRIES = 5
+_RETRY_CODES = {psycopg2.errorcodes.SERIALIZATION_FAILURE, psycopg2.errorcodes.DEADLOCK_DETECTED}
+_INTEGRITY_CLASS = "23"
+
+
+def convert_placeholders(sql: str) -> str:
+    """Portable ``?`` placeholders to psycopg2's ``%s`` (``%`` doubled first)."""
+    return sql.replace("%", "%%").replace("?", "%s")
+
+
+def _plain(value):
+    return bytes(value) if isinstance(value, memoryview) else value
+
+
+def _reconnect_delays():
+    from txpostgres import retrying
+    return retrying.simpleBackoffIterator(initialDelay=0.5, maxDelay=5.0, factor=1.7,
+                                          maxRetries=0, now=True)
+
+
+class _PostgresTransaction:
+    def __init__(self, cursor):
+        self._cursor = cursor
+
+    async def execute(self, sql: str, args: Sequence[Any] = ()) -> list[tuple]:
+        await _checked(self._cursor.execute(convert_placeholders(sql), tuple(args)))
+        if self._cursor.description is None:
+            return []
+        return [tuple(_plain(v) for v in row) for row in self._cursor.fetchall()]
+
+    async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        for row in rows:
+            await self.execute(sql, row)
+
+
+async def _checked(deferred):
+    try:
+        return await deferred
+    except psycopg2.IntegrityError as exc:
+        raise IntegrityError(str(exc).strip()) from None
+    except (reconnection.ConnectionDead, psycopg2.InterfaceError,
+            psycopg2.OperationalError) as exc:
+        if getattr(exc, "pgcode", None) in _RETRY_CODES:
+            raise
+        raise StoreUnavailable(f"PostgreSQL is unavailable: {str(exc).strip() or type(exc).__name__}") from None
+
+
+class PostgresEngine:
+    name = "postgres"
+    row_lock_suffix = " FOR UPDATE"
+    schema_types = {
+        "ID": "BIGSERIAL PRIMARY KEY",
+        "BLOB": "BYTEA",
+        "BIGINT": "BIGINT",
+        "TEXT": "TEXT",
+        "NUMERIC": "NUMERIC",
+    }
+
+    def __init__(self, dsn: str, reactor, pool_size: int = 4):
+        self.dsn = dsn
+        self._reactor = reactor
+        self._pool_size = pool_size
+        self._idle: list[txpostgres.Connection] = []
+        self._waiting: list[defer.Deferred] = []
+        self._all: list[txpostgres.Connection] = []
+        self._listener: txpostgres.Connection | None = None
+        self._channels: dict[str, list[Callable[[str], None]]] = {}
+
+    def _new_connection(self) -> txpostgres.Connection:
+        detector = reconnection.DeadConnectionDetector(
+            reconnectionIterator=_reconnect_delays, reactor=self._reactor)
+        return txpostgres.Connection(reactor=self._reactor, detector=detector)
+
+    async def open(self) -> None:
+        try:
+            for _ in range(self._pool_size):
+                connection = self._new_connection()
+                await connection.connect(self.dsn)
+                self._all.append(connection)
+                self._idle.append(connection)
+            self._listener = self._new_connection()
+            await self._listener.connect(self.dsn)
+        except psycopg2.Error as exc:
+            await self.close()
+            raise StoreError(f"cannot connect to PostgreSQL ({self.dsn}): "
+                             f"{str(exc).strip().splitlines()[0]}") from None
+        self._listener.addNotifyObserver(self._on_notify)
+        self._listener.detector.addRecoveryHandler(self._relisten)
+
+    async def close(self) -> None:
+        for connection in self._all + ([self._listener] if self._listener else []):
+            try:
+                connection.close()
+            except Exception:  # already closed or never opened
+                pass
+        self._all = []
+        self._idle = []
+        self._listener = None
+
+    # --- the pool ---------------------------------------------------------
+
+    async def _checkout(self) -> txpostgres.Connection:
+        while True:
+            if self._idle:
+                connection = self._idle.pop()
+            else:
+                waiter = defer.Deferred()
+                self._waiting.append(waiter)
+                connection = await waiter
+            if connection.detector.connectionIsDead:
+                # Keep it for when it has reconnected; try another.
+                self._checkin(connection, later=True)
+                if all(c.detector.connectionIsDead for c in self._all):
+                    raise StoreUnavailable("PostgreSQL is unavailable (reconnecting)")
+                continue
+            return connection
+
+    def _checkin(self, connection, later: bool = False) -> None:
+        if self._waiting and not later:
+            self._waiting.pop(0).callback(connection)
+        else:
+            self._idle.insert(0, connection)
+
+    async def run_interaction(self, description: str, func, *args: Any) -> Any:
+        for attempt in range(_RETRIES):
+            connection = await self._checkout()
+            try:
+                cursor = connection.cursor()
+                await _checked(cursor.execute("BEGIN"))
+                try:
+                    result = await func(_PostgresTransaction(cursor), *args)
+                    await _checked(cursor.execute("COMMIT"))
+                    return result
+                except BaseException:
+                    if not connection.detector.connectionIsDead:
+                        try:
+                            await cursor.execute("ROLLBACK")
+                        except Exception:
+                            pass
+                    raise
+            except psycopg2.Error as exc:
+                if exc.pgcode in _RETRY_CODES and attempt < _RETRIES - 1:
+                    log.debug("retrying {description} after {code}",
+                              description=description, code=exc.pgcode)
+                    continue
+                raise StoreError(f"{description}: {str(exc).strip()}") from None
+            finally:
+                self._checkin(connection)
+        raise StoreError(f"{description}: gave up after {_RETRIES} conflicts")
+
+    async def lock_for_migrations(self, txn) -> None:
+        # A transaction-level advisory lock: nodes starting together migrate
+        # one after the other, and the later ones find nothing left to do.
+        await txn.execute("SELECT pg_advisory_xact_lock(7263)")
+
+    # --- LISTEN / NOTIFY --------------------------------------------------
+
+    async def notify(self, channel: str, payload: str) -> None:
+        async def send(txn):
+            await txn.execute("SELECT pg_notify(?, ?)", (channel, payload))
+        await self.run_interaction("notify", send)
+
+    def listen(self, channel: str, callback: Callable[[str], None]) -> Callable[[], None]:
+        first = channel not in self._channels
+        self._channels.setdefault(channel, []).append(callback)
+        if first and self._listener is not None:
+            self._listen_on(channel)
+
+        def unlisten():
+            callbacks = self._channels.get(channel, [])
+            if callback in callbacks:
+                callbacks.remove(callback)
+        return unlisten
+
+    def listening(self) -> defer.Deferred:
+        """Fires once every LISTEN issued so far has reached the server."""
+        return self._listener.runOperation("SELECT 1")
+
+    def _listen_on(self, channel: str) -> defer.Deferred:
+        quoted = '"' + channel.replace('"', '""') + '"'
+        d = self._listener.runOperation(f"LISTEN {quoted}")
+        d.addErrback(lambda f: log.failure("LISTEN {channel} failed", f, channel=channel))
+        return d
+
+    def _relisten(self):
+        return defer.gatherResults([self._listen_on(c) for c in self._channels])
+
+    def _on_notify(self, notify) -> None:
+        for callback in list(self._channels.get(notify.channel, ())):
+            try:
+                callback(notify.payload)
+            except Exception:
+                log.failure("notification handler for {channel} failed", channel=notify.channel)
