@@ -1,0 +1,247 @@
+"""A fax reception driven by the call's 20 ms media tick.
+
+The call layer creates one FaxReceiver per fax call, in T.38 mode (after the
+re-INVITE to image/t38) or audio mode (G.711 decoded to 8 kHz int16), and drives
+it from the shared media clock. spandsp does the T.30 work and writes the TIFF;
+this class bounds the call and reports a FaxResult through `done`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+from twisted.internet import defer
+from twisted.logger import Logger
+
+from portaum_tx.fax import spandsp
+from portaum_tx.fax.udptl import UdptlError, UdptlReceiver, UdptlSender
+
+TICK_SAMPLES = 160           # 20 ms at 8 kHz
+MODE_T38 = "t38"
+MODE_AUDIO = "audio"
+
+# Internal reasons for ending a call early, reported in FaxResult.completion_text.
+_LIMIT_PAGES = "page limit reached"
+_LIMIT_PAGE_SIZE = "page too large"
+_LIMIT_TIMEOUT = "overall fax timeout"
+_HANG_UP = "call hung up"
+
+# Post-message commands after which the sender has nothing more (EOP, PRI-EOP).
+_T30_END_OF_PROCEDURE = (0x2E, 0x3E)
+
+
+@dataclass(frozen=True)
+class FaxResult:
+    pages: int
+    remote_ident: str
+    bit_rate: int
+    x_dpi: int
+    y_dpi: int
+    ecm: bool
+    duration: float
+    completion_code: int
+    completion_text: str
+    complete: bool
+    tiff_path: str | None      # None when no page arrived
+    mode: str
+
+    @property
+    def resolution(self) -> str:
+        return f"{self.x_dpi}x{self.y_dpi}"
+
+
+class FaxReceiver:
+    """Receives one fax into `tiff_path`.
+
+    T.38 mode: the call layer passes every UDPTL datagram to feed_udptl() and sends
+    what `send_datagram(bytes)` is given; tick() every 20 ms moves spandsp's timers.
+    Audio mode: rx_audio(160 samples) returns the 160 samples to send; it is the
+    tick (pass silence for a lost packet), and tick() only watches the limits.
+    `done` fires once with a FaxResult, also after stop() or a limit.
+    """
+
+    log = Logger()
+
+    def __init__(self, clock, tiff_path: str, mode: str = MODE_T38,
+                 send_datagram: Callable[[bytes], None] | None = None,
+                 local_ident: str = "", ecm: bool = True,
+                 max_pages: int = 50, max_page_rows: int = 8000,
+                 max_page_bytes: int = 4 * 1024 * 1024, timeout: float = 900.0,
+                 udptl_redundancy: int = 3, udptl_error_recovery: str = "redundancy",
+                 max_datagram: int = 400, lib=None):
+        if mode not in (MODE_T38, MODE_AUDIO):
+            raise ValueError(f"unknown fax mode {mode!r}")
+        if mode == MODE_T38 and send_datagram is None:
+            raise ValueError("T.38 mode needs send_datagram")
+        self.clock = clock
+        self.mode = mode
+        self.tiff_path = tiff_path
+        self.max_pages = max_pages
+        self.max_page_rows = max_page_rows
+        self.max_page_bytes = max_page_bytes
+        self.done: defer.Deferred = defer.Deferred()
+        self.malformed_datagrams = 0
+        self._send_datagram = send_datagram
+        self._started = clock.seconds()
+        self._ticks = 0
+        self._phase_e_code: int | None = None
+        self._abort_reason: str | None = None
+        self._remote_ident = ""
+        self._pages = 0
+        self._last_stats: spandsp.TransferStats | None = None
+        self._finished = False
+
+        if mode == MODE_T38:
+            self._udptl_in = UdptlReceiver()
+            self._udptl_out = UdptlSender(redundancy=udptl_redundancy,
+                                          mode=udptl_error_recovery,
+                                          max_datagram=max_datagram)
+            self._terminal = spandsp.T38Terminal(False, self._send_ifp, lib=lib,
+                                                 max_datagram=max_datagram)
+        else:
+            self._terminal = spandsp.AudioFax(False, lib=lib)
+        t30 = self._terminal.t30
+        if local_ident:
+            t30.set_local_ident(local_ident)
+        t30.set_ecm(ecm)
+        t30.set_supported_compressions(spandsp.COMPRESSION_T4_1D | spandsp.COMPRESSION_T4_2D
+                                       | spandsp.COMPRESSION_T6)
+        t30.set_supported_resolutions(spandsp.RESOLUTION_STANDARD | spandsp.RESOLUTION_FINE
+                                      | spandsp.RESOLUTION_SUPERFINE)
+        t30.set_supported_image_sizes(
+            spandsp.SIZE_215MM | spandsp.SIZE_255MM | spandsp.SIZE_303MM
+            | spandsp.LENGTH_UNLIMITED | spandsp.LENGTH_A4 | spandsp.LENGTH_B4
+            | spandsp.LENGTH_US_LETTER | spandsp.LENGTH_US_LEGAL)
+        t30.set_rx_file(tiff_path)
+        t30.set_phase_b_handler(self._on_phase_b)
+        t30.set_phase_d_handler(self._on_phase_d)
+        t30.set_phase_e_handler(self._on_phase_e)
+        self._timeout_call = clock.callLater(timeout, self._on_timeout)
+
+    # --- driven by the call layer -----------------------------------------
+
+    def feed_udptl(self, datagram: bytes) -> None:
+        if self._finished:
+            return
+        try:
+            packets = self._udptl_in.receive(datagram)
+        except UdptlError as e:
+            self.malformed_datagrams += 1
+            if self.malformed_datagrams <= 5:
+                self.log.info("fax: dropping malformed UDPTL datagram: {error}", error=str(e))
+            return
+        for seq, ifp in packets:
+            self._terminal.rx_ifp(ifp, seq)
+            if self._phase_e_code is not None:
+                break
+        self._after_spandsp()
+
+    def rx_audio(self, samples: np.ndarray) -> np.ndarray:
+        if self._finished:
+            return np.zeros(TICK_SAMPLES, dtype=np.int16)
+        self._terminal.rx(samples)
+        out = self._terminal.tx(len(samples))
+        self._ticks += 1
+        self._after_spandsp()
+        return out
+
+    def tick(self) -> None:
+        if self._finished:
+            return
+        if self.mode == MODE_T38:
+            self._terminal.advance(TICK_SAMPLES)
+            self._ticks += 1
+        self._after_spandsp()
+
+    def stop(self) -> None:
+        """Hang-up: end now and deliver whatever pages arrived, marked incomplete."""
+        self._abort(_HANG_UP)
+
+    # --- spandsp callbacks: record only, act after spandsp returns ------------
+
+    def _send_ifp(self, ifp: bytes, count: int) -> None:
+        # spandsp asks for indicators to be repeated; redundancy covers the rest.
+        for _ in range(max(1, min(count, 3))):
+            self._send_datagram(self._udptl_out.packetize(ifp))
+
+    def _on_phase_b(self, frame_type: int) -> None:
+        self._remote_ident = self._terminal.t30.remote_ident()
+
+    def _on_phase_d(self, frame_type: int) -> None:
+        stats = self._terminal.t30.stats()
+        self._last_stats = stats
+        self._pages = stats.pages_rx
+        last_page = (frame_type & 0xFE) in _T30_END_OF_PROCEDURE
+        over = stats.pages_rx > self.max_pages or (
+            stats.pages_rx == self.max_pages and not last_page)
+        if over and self._abort_reason is None:
+            self._abort_reason = _LIMIT_PAGES
+
+    def _on_phase_e(self, completion_code: int) -> None:
+        if self._phase_e_code is None:
+            self._phase_e_code = completion_code
+
+    # --- bookkeeping -------------------------------------------------------
+
+    def _after_spandsp(self) -> None:
+        if self._phase_e_code is not None:
+            self._finish()
+            return
+        if self._abort_reason is not None:
+            self._abort(self._abort_reason)
+            return
+        # The page in progress is checked once a second: cheap and still bounded.
+        if self._ticks % 50 == 0:
+            stats = self._terminal.t30.stats()
+            if stats.length > self.max_page_rows or stats.image_size > self.max_page_bytes:
+                self._abort(_LIMIT_PAGE_SIZE)
+
+    def _on_timeout(self) -> None:
+        self._timeout_call = None
+        self._abort(_LIMIT_TIMEOUT)
+
+    def _abort(self, reason: str) -> None:
+        if self._finished:
+            return
+        self._abort_reason = reason
+        if self._phase_e_code is None:
+            self._terminal.t30.terminate()
+            if self._phase_e_code is None:
+                self._phase_e_code = spandsp.T30_ERR_CALLDROPPED
+        self._finish()
+
+    def _finish(self) -> None:
+        if self._finished:
+            return
+        self._finished = True
+        if self._timeout_call is not None and self._timeout_call.active():
+            self._timeout_call.cancel()
+        self._timeout_call = None
+        t30 = self._terminal.t30
+        stats = t30.stats()
+        remote_ident = t30.remote_ident() or self._remote_ident
+        pages = max(stats.pages_rx, self._pages)
+        code = self._phase_e_code
+        # Closing frees spandsp's state, which also closes the TIFF it wrote.
+        self._terminal.close()
+        text = spandsp.completion_code_text(code, self._terminal._lib)
+        if self._abort_reason is not None:
+            text = f"{self._abort_reason} ({text})"
+        tiff_path = self.tiff_path if pages > 0 and os.path.exists(self.tiff_path) else None
+        if tiff_path is None and os.path.exists(self.tiff_path):
+            os.unlink(self.tiff_path)
+        page_stats = stats if stats.x_dpi else (self._last_stats or stats)
+        result = FaxResult(
+            pages=pages, remote_ident=remote_ident, bit_rate=stats.bit_rate,
+            x_dpi=page_stats.x_dpi, y_dpi=page_stats.y_dpi, ecm=stats.ecm,
+            duration=self.clock.seconds() - self._started,
+            completion_code=code, completion_text=text,
+            complete=(code == spandsp.T30_ERR_OK and self._abort_reason is None
+                      and pages > 0),
+            tiff_path=tiff_path, mode=self.mode)
+        self.log.info("fax received: {pages} page(s) from {ident!r}, {text}",
+                      pages=pages, ident=remote_ident, text=text)
+        self.done.callback(result)
