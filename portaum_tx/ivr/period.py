@@ -30,9 +30,9 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from typing import Callable
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-__all__ = ["Period", "PeriodSyntaxError", "SubPeriod", "parse"]
+__all__ = ["ALWAYS", "NEVER", "Period", "PeriodSyntaxError", "SubPeriod", "parse"]
 
 
 class PeriodSyntaxError(ValueError):
@@ -263,8 +263,10 @@ class Period:
             return False
         if not self.alternatives:
             return True
+        if isinstance(tz, str):
+            tz = _zone(tz)
         if tz is not None:
-            when = when.astimezone(ZoneInfo(tz) if isinstance(tz, str) else tz)
+            when = when.astimezone(tz)
         return any(alternative.contains(when) for alternative in self.alternatives)
 
     def __str__(self) -> str:
@@ -285,6 +287,13 @@ class Period:
             if rest:
                 lines.append(f"   {rest}")
         return "\n".join(lines)
+
+
+def _zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ValueError, ZoneInfoNotFoundError):
+        raise ValueError(f"unknown time zone {name!r}") from None
 
 
 ALWAYS = Period()

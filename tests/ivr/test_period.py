@@ -131,6 +131,13 @@ class TimeZoneTests(unittest.TestCase):
         self.assertEqual(len(inside), 11 * 60)
         self.assertEqual(inside[-1], datetime(2026, 3, 8, 9, 59, tzinfo=UTC))
 
+    def test_unknown_zone_name_is_a_value_error(self):
+        instant = datetime(2026, 6, 10, 14, 0, tzinfo=UTC)
+        for name in ("Mars/Olympus_Mons", "../etc/passwd", ""):
+            with self.assertRaises(ValueError) as caught:
+                parse("hr{1}").contains(instant, name)
+            self.assertIn("unknown time zone", str(caught.exception))
+
     def test_naive_datetime_is_refused(self):
         self.assertRaises(ValueError, parse("hr{1}").contains, datetime(2026, 1, 1))
 
