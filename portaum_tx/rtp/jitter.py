@@ -1,0 +1,125 @@
+"""Inbound jitter buffer: reorders G.711 payloads by RTP timestamp and plays them out
+as fixed frames, one per media tick, filling gaps with the codec's silence.
+
+Payloads are kept as bytes keyed by their (unwrapped) timestamp. When the far end
+uses the same 20 ms framing as the media tick, which is the common case, a frame is
+one dict lookup; other ptimes are assembled from the overlapping packets.
+"""
+
+from __future__ import annotations
+
+FRAME_AUDIO = 0  # every sample came from a packet
+FRAME_LOST = 1  # some samples missing while later packets exist: filled with silence
+FRAME_IDLE = 2  # nothing to play (not started, silence suppression, peer gone)
+
+
+class JitterBuffer:
+    def __init__(self, silence_byte: int, frame_samples: int = 160, depth_frames: int = 2,
+                 max_packets: int = 64, resync_after_idle: int = 3):
+        self.frame_samples = frame_samples
+        self.depth_frames = depth_frames
+        self.max_packets = max_packets
+        self.resync_after_idle = resync_after_idle
+        self._silence_byte = silence_byte
+        self._silence = bytes([silence_byte]) * frame_samples
+        self._packets: dict[int, bytes] = {}
+        self._next: int | None = None  # unwrapped timestamp of the next frame to play
+        self._delay = 0
+        self._idle_pops = 0
+        self._highest_end = 0
+        self.late = 0
+        self.resyncs = 0
+
+    def set_silence_byte(self, silence_byte: int) -> None:
+        """The codec changed (re-INVITE): what was buffered belongs to the old one."""
+        self._silence_byte = silence_byte
+        self._silence = bytes([silence_byte]) * self.frame_samples
+        self._packets.clear()
+        self._next = None
+
+    def reset(self) -> None:
+        self._packets.clear()
+        self._next = None
+
+    def _resync(self, timestamp: int) -> None:
+        self._packets.clear()
+        self._next = timestamp
+        self._highest_end = timestamp
+        self._delay = self.depth_frames
+        self._idle_pops = 0
+        self.resyncs += 1
+
+    def push(self, timestamp: int, payload: bytes) -> None:
+        if not payload:
+            return
+        if self._next is None:
+            self._resync(timestamp)
+        relative = (timestamp - self._next) & 0xFFFFFFFF
+        if relative >= 0x80000000:
+            relative -= 1 << 32
+        if relative < 0 and self._delay > 0 and -relative <= self.depth_frames * self.frame_samples:
+            # still filling: a reordered earlier packet moves the start back
+            self._next += relative
+            relative = 0
+        if relative + len(payload) <= 0 or (relative < 0 and self._idle_pops >= self.resync_after_idle):
+            if self._idle_pops >= self.resync_after_idle:
+                self._resync(timestamp)  # the sender's clock moved back or paused
+                relative = 0
+            else:
+                self.late += 1
+                return
+        if relative + len(payload) > self.max_packets * self.frame_samples:
+            self._resync(timestamp)  # a jump far ahead: start over there
+            relative = 0
+        start = self._next + relative
+        self._packets[start] = payload
+        self._highest_end = max(self._highest_end, start + len(payload))
+
+    def pop(self) -> tuple[bytes, int]:
+        """The next frame of codes and its FRAME_* status."""
+        if self._next is None or self._delay > 0:
+            if self._delay > 0:
+                self._delay -= 1
+            return self._silence, FRAME_IDLE
+        start = self._next
+        size = self.frame_samples
+        self._next = start + size
+        payload = self._packets.pop(start, None)
+        if payload is not None and len(payload) == size:
+            self._idle_pops = 0
+            return payload, FRAME_AUDIO
+        if payload is not None:
+            self._packets[start] = payload
+        if not self._packets:
+            self._idle_pops += 1
+            return self._silence, FRAME_IDLE
+        frame = bytearray(self._silence)
+        covered = 0
+        end = start + size
+        for packet_start in sorted(self._packets):
+            if packet_start >= end:
+                break
+            data = self._packets[packet_start]
+            packet_end = packet_start + len(data)
+            if packet_end <= start:
+                del self._packets[packet_start]
+                continue
+            lo = max(packet_start, start)
+            hi = min(packet_end, end)
+            frame[lo - start:hi - start] = data[lo - packet_start:hi - packet_start]
+            covered += hi - lo
+            del self._packets[packet_start]
+            if packet_end > end:
+                self._packets[end] = data[end - packet_start:]
+        if covered == size:
+            self._idle_pops = 0
+            return bytes(frame), FRAME_AUDIO
+        if covered == 0 and self._highest_end <= start:
+            self._idle_pops += 1
+            return self._silence, FRAME_IDLE
+        self._idle_pops = 0
+        return bytes(frame), FRAME_LOST
+
+    @property
+    def buffered_packets(self) -> int:
+        return len(self._packets)
