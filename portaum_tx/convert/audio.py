@@ -11,6 +11,7 @@ AudioFormatError whose message says what was received.
 from __future__ import annotations
 
 import io
+import re
 import struct
 from dataclasses import dataclass
 from typing import Optional, Union
@@ -32,6 +33,10 @@ AU_ENCODING_ULAW = 1
 
 DEFAULT_MAX_UPLOAD_BYTES = 32 * 1024 * 1024
 DEFAULT_MAX_SECONDS = 600.0
+# What a declared header may claim before we believe it enough to allocate for it.
+MIN_RATE, MAX_RATE = 1000, 384000
+MAX_CHANNELS = 32
+BLOCK_SAMPLES = 1 << 18
 
 # Content types libmagic reports for the containers libsndfile decodes.
 _CONTAINERS = {
@@ -157,7 +162,7 @@ def sniff(data: bytes) -> tuple[str, str]:
 
 def describe(description: str) -> str:
     """'PNG image data, 4 x 4, ...' -> 'a PNG image'."""
-    what = description.split(",", 1)[0].strip()
+    what = description.split(",", 1)[0].split(" - ", 1)[0].strip()[:60]
     if what.endswith(" data") and len(what) > 5:
         what = what[:-5]
     what = what or "unrecognised data"
@@ -218,8 +223,10 @@ def _decode(data: bytes, label: str, options: dict, max_seconds: float) -> np.nd
     try:
         with soundfile.SoundFile(io.BytesIO(data), **options) as source:
             rate, channels = source.samplerate, source.channels
-            if rate <= 0 or channels <= 0:
-                raise AudioFormatError(f"uploaded {label} file declares {rate} Hz, {channels} channels")
+            if not (MIN_RATE <= rate <= MAX_RATE and 1 <= channels <= MAX_CHANNELS):
+                raise AudioFormatError(f"uploaded {label} file declares {rate} Hz, {channels} channels; "
+                                       f"accepted are {MIN_RATE}-{MAX_RATE} Hz, 1-{MAX_CHANNELS} channels")
+            block_frames = max(1024, BLOCK_SAMPLES // channels)
             limit = int(max_seconds * rate)
             if source.frames > limit and label != "MP3":  # an MP3's frame count is only an estimate
                 raise AudioTooLargeError(f"uploaded recording is {source.frames / rate:.0f} s long; "
@@ -227,7 +234,11 @@ def _decode(data: bytes, label: str, options: dict, max_seconds: float) -> np.nd
             resampler = soxr.ResampleStream(rate, SAMPLE_RATE, 1, dtype="float32", quality="HQ") \
                 if rate != SAMPLE_RATE else None
             read = 0
-            for block in source.blocks(blocksize=1 << 16, dtype="float32", always_2d=True):
+            while True:
+                # read() rather than blocks(): GSM 6.10 streams are not seekable
+                block = source.read(block_frames, dtype="float32", always_2d=True)
+                if not len(block):
+                    break
                 read += len(block)
                 if read > limit:
                     raise AudioTooLargeError(f"uploaded recording is longer than the limit of "
@@ -239,7 +250,8 @@ def _decode(data: bytes, label: str, options: dict, max_seconds: float) -> np.nd
     except AudioFormatError:
         raise
     except Exception as e:
-        raise AudioFormatError(f"uploaded {label} file could not be decoded: {e}") from None
+        reason = re.sub(r"^Error opening <[^>]*>: ", "", str(e)) or type(e).__name__
+        raise AudioFormatError(f"uploaded {label} file could not be decoded: {reason}") from None
     pcm = np.concatenate(chunks) if chunks else np.zeros(0, dtype="float32")
     if not len(pcm):
         raise AudioFormatError(f"uploaded {label} file contains no audio")
@@ -265,6 +277,7 @@ def normalise_level(pcm: np.ndarray, target_rms: float = 0.1, target_peak: float
 def _to_pcm16(x: np.ndarray) -> np.ndarray:
     if x.dtype == np.int16:
         return x
+    x = np.nan_to_num(x, nan=0.0, posinf=1.0, neginf=-1.0)  # corrupt compressed input can decode to NaN
     return np.clip(np.rint(x * 32768.0), -32768, 32767).astype(np.int16)
 
 
