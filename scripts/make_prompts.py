@@ -12,6 +12,7 @@ and sox (Debian: apt-get install espeak-ng sox); the server just reads the files
 
 import argparse
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -26,6 +27,8 @@ from portaum_tx.ivr.prompts import load_catalog  # noqa: E402
 
 VOICES = {"en": "en-us", "es": "es"}
 WORDS_PER_MINUTE = 165
+# Written forms espeak-ng would spell out letter by letter, and how they are said.
+SPOKEN_AS = [(re.compile(r"\bPIN(s?)\b"), r"pin\1")]
 # sox effects: level, then cut silence at both ends (reverse trick), then a short
 # lead-in and tail so prompts played back to back do not run together.
 EFFECTS = ["norm", "-3",
@@ -34,12 +37,20 @@ EFFECTS = ["norm", "-3",
            "pad", "0.02", "0.06"]
 
 
+def spoken(text):
+    for written, said in SPOKEN_AS:
+        text = written.sub(said, text)
+    return text
+
+
 def render(text, voice, target):
+    text = spoken(text)
     with tempfile.NamedTemporaryFile(suffix=".wav") as speech:
         subprocess.run(["espeak-ng", "-v", voice, "-s", str(WORDS_PER_MINUTE), "-w", speech.name, text],
                        check=True, stdout=subprocess.DEVNULL)
         partial = target.with_suffix(".au.part")
-        subprocess.run(["sox", "--no-glob", speech.name, "--comment", "",
+        # -D: no dither, so that rendering the same text twice gives the same file
+        subprocess.run(["sox", "--no-glob", "-D", speech.name, "--comment", "",
                         "-r", "8000", "-c", "1", "-e", "u-law", "-b", "8", "-t", "au", str(partial)]
                        + EFFECTS, check=True)
         os.replace(partial, target)
