@@ -26,7 +26,7 @@ def _font(size):
 
 
 def text_page(rows):
-    page = Image.new("1", (PAGE_WIDTH, rows), 1)
+    page = Image.new("1", (PAGE_WIDTH, rows), 255)
     draw = ImageDraw.Draw(page)
     font = _font(28)
     draw.text((120, 60), "PORTAUM TEST FAX - PAGE ONE", font=_font(44), fill=0)
@@ -38,7 +38,7 @@ def text_page(rows):
 
 
 def dense_page(rows, seed=2):
-    page = Image.new("1", (PAGE_WIDTH, rows), 1)
+    page = Image.new("1", (PAGE_WIDTH, rows), 255)
     draw = ImageDraw.Draw(page)
     rng = random.Random(seed)
     font = _font(16)
@@ -57,7 +57,7 @@ def photo_page(rows):
     grey += 60 * np.exp(-(((x - 864) / 300) ** 2 + ((y - rows / 2) / (rows / 5)) ** 2))
     picture = Image.fromarray(np.clip(grey, 0, 255).astype(np.uint8), "L")
     # Only the middle third is a photo, as on a real page with text around it.
-    page = Image.new("1", (PAGE_WIDTH, rows), 1)
+    page = Image.new("1", (PAGE_WIDTH, rows), 255)
     band = picture.crop((0, rows // 3, PAGE_WIDTH, 2 * rows // 3)).convert("1")
     page.paste(band, (0, rows // 3))
     return page
@@ -66,8 +66,9 @@ def photo_page(rows):
 def write_document(path, y_dpi=98, compression="group4", pages=None):
     rows = A4_ROWS_STANDARD if y_dpi == 98 else A4_ROWS_FINE
     pages = pages or [text_page(rows), dense_page(rows), photo_page(rows)]
-    pages[0].save(path, compression=compression, save_all=True,
-                  append_images=pages[1:], dpi=(204, y_dpi))
+    # Min-is-white, as fax machines code it (Pillow's default is min-is-black).
+    pages[0].save(path, format="TIFF", compression=compression, save_all=True,
+                  append_images=pages[1:], dpi=(204, y_dpi), tiffinfo={262: 0})
     return pages
 
 
