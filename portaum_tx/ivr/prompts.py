@@ -42,12 +42,17 @@ class PromptError(Exception):
 
 
 class PromptNotFound(PromptError, LookupError):
-    def __init__(self, name: str, languages: Sequence[str], brand: str | None = None):
+    def __init__(self, name: str, languages: Sequence[str], brand: str | None = None,
+                 path: Union[str, Path, None] = None):
         self.name = name
         self.languages = list(languages)
         self.brand = brand
-        where = f" (brand {brand!r})" if brand else ""
-        super().__init__(f"prompt {name!r} not found in languages {self.languages}{where}")
+        if path is not None:
+            message = f"prompt file {str(path)!r} does not exist"
+        else:
+            where = f" (brand {brand!r})" if brand else ""
+            message = f"prompt {name!r} not found in languages {self.languages}{where}"
+        super().__init__(message)
 
 
 class PromptFormatError(PromptError, ValueError):
@@ -188,8 +193,8 @@ class PromptLibrary:
         key = str(path)
         try:
             stat = Path(path).stat()
-        except OSError as e:
-            raise PromptNotFound(Path(path).stem, [], None) from e
+        except OSError:
+            raise PromptNotFound(Path(path).stem, [], None, path=path) from None
         stamp = (stat.st_mtime_ns, stat.st_size)
         hit = self._cache.get(key)
         if hit is not None and hit[0] == stamp:
@@ -198,6 +203,18 @@ class PromptLibrary:
         ulaw = self._decode(Path(path).read_bytes(), str(path))
         self._remember(key, stamp, ulaw)
         return ulaw
+
+    def preload(self, languages: Iterable[str] | None = None) -> int:
+        """Read the shipped prompts of these languages (default: all) into the cache, so that
+        the first calls of the day do not wait on the disk. Returns the number of files read."""
+        if languages is None:
+            languages = [d.name for d in self.default_dir.iterdir() if d.is_dir() and d.name != "brands"]
+        count = 0
+        for language in languages:
+            for path in sorted((self.default_dir / language).glob("*.au")):
+                self.load_file(path)
+                count += 1
+        return count
 
     def forget(self) -> None:
         self._cache.clear()

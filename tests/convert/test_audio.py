@@ -299,3 +299,17 @@ class LevelTests(CloseMixin, unittest.TestCase):
     def test_upload_can_skip_normalisation(self):
         raw = (tone(1.0, level=0.01) * 32767).astype("<i2").tobytes()
         self.assertEqual(decode_upload(raw, "s16le", normalise=False).tobytes(), raw)
+
+
+class AuFuzzTests(unittest.TestCase):
+    @settings(max_examples=200, deadline=None)
+    @given(st.binary(max_size=64), st.booleans())
+    def test_read_au_accepts_or_names_the_problem(self, data, with_magic):
+        if with_magic:
+            data = b".snd" + data
+        try:
+            header, payload = read_au(data)
+        except AudioFormatError:
+            return
+        self.assertEqual(len(payload), header.data_size)
+        self.assertGreaterEqual(header.data_offset, 24)

@@ -1,5 +1,4 @@
 import os
-import tempfile
 from pathlib import Path
 
 from twisted.internet import defer
@@ -183,6 +182,15 @@ class LibraryTests(unittest.TestCase):
         os.utime(path, ns=(1, 1))
         reloaded = self.library.load_file(path)
         self.assertEqual((len(reloaded), reloaded[:1]), (1600, b"\x09"))
+
+    def test_missing_file_names_the_path(self):
+        error = self.assertRaises(PromptNotFound, self.library.load_file, self.root / "en" / "gone.au")
+        self.assertIn("gone.au' does not exist", str(error))
+
+    def test_preload_fills_the_cache(self):
+        self.assertEqual(self.library.preload(["en"]), 3)
+        self.assertEqual(len(self.library._cache), 3)
+        self.assertEqual(self.library.preload(), 4)
 
     def test_cache_is_bounded(self):
         library = PromptLibrary(self.root, cache_bytes=1000)

@@ -37,8 +37,6 @@ DIGIT_SEPARATORS = " -()./"
 MAX_NUMBER = 10 ** 12 - 1
 MAX_ORDINAL = 31
 
-Number = Union[int, Decimal]
-
 
 class SayError(ValueError):
     """A value a sayer cannot speak (wrong type, out of range, unknown character)."""
@@ -234,21 +232,22 @@ def _decimal(amount) -> Decimal:
 _sayers: dict[str, Sayer] = {}
 
 
+_modules: list[str] = []
+
+
 def available_languages() -> list[str]:
-    return sorted(m.name for m in pkgutil.iter_modules(__path__) if _LANGUAGE_MODULE.match(m.name))
+    """Language codes that have a sayer module here."""
+    if not _modules:
+        _modules.extend(sorted(m.name for m in pkgutil.iter_modules(__path__) if _LANGUAGE_MODULE.match(m.name)))
+    return list(_modules)
 
 
 def get_sayer(language: Optional[str]) -> Sayer:
     """The sayer of a language code ("es", "es-MX", "ES_mx"); English when there is none."""
     code = (language or DEFAULT_LANGUAGE).strip().lower().replace("_", "-").split("-", 1)[0]
     if code not in _sayers:
-        if not _LANGUAGE_MODULE.match(code) or code not in available_languages():
-            return get_sayer(DEFAULT_LANGUAGE) if code != DEFAULT_LANGUAGE else _load(DEFAULT_LANGUAGE)
-        _load(code)
-    return _sayers[code]
-
-
-def _load(code: str) -> Sayer:
-    if code not in _sayers:
-        _sayers[code] = importlib.import_module(f"{__name__}.{code}").SAYER
+        if code not in available_languages():
+            code = DEFAULT_LANGUAGE
+        if code not in _sayers:
+            _sayers[code] = importlib.import_module(f"{__name__}.{code}").SAYER
     return _sayers[code]
