@@ -184,7 +184,10 @@ def decode_upload(data: bytes, declared: Optional[str] = None, *,
         raise AudioFormatError("uploaded file is empty")
     if len(data) > max_bytes:
         raise AudioTooLargeError(f"uploaded file is {len(data)} bytes; the limit is {max_bytes}")
-    declared = declared.lower() if declared else None
+    if declared is not None and not isinstance(declared, str):
+        raise AudioFormatError(f"declared audio type must be a name such as 'wav' or 's16le', "
+                               f"got {type(declared).__name__}")
+    declared = declared.strip().lower().lstrip(".") if declared else None
     if declared in RAW_FORMATS:
         container, subtype, endian = RAW_FORMATS[declared]
         options = dict(format=container, subtype=subtype, endian=endian, samplerate=raw_rate, channels=1)

@@ -187,6 +187,11 @@ class UploadTests(CloseMixin, unittest.TestCase):
         data, _ = SAMPLES["flac"]
         self.assertClose(len(decode_upload(data, declared="mp3")) / 8000, 1.0, delta=0.05)
 
+    def test_declared_type_must_be_a_name(self):
+        data, _ = SAMPLES["raw-s16le"]
+        self.assertEqual(len(decode_upload(data, " S16LE ")), 8000)
+        self.assertIn("declared audio type", str(self.assertRaises(AudioFormatError, decode_upload, data, 12)))
+
     def test_not_audio(self):
         from PIL import Image
         png = io.BytesIO()
