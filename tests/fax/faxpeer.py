@@ -206,13 +206,25 @@ def run_t38(clock, receiver, sender, to_receiver, to_sender, max_seconds=600,
     return results[0] if results else None
 
 
-def run_audio(clock, receiver, sender, max_seconds=600, on_tick=None):
+def ulaw_round_trip(samples):
+    """G.711 mu-law encode then decode, as the audio crosses an RTP call."""
+    x = samples.astype(np.int32)
+    sign = x < 0
+    magnitude = np.minimum(np.abs(x), 32635) + 0x84
+    exponent = np.floor(np.log2(magnitude)).astype(np.int32) - 7
+    mantissa = (magnitude >> (exponent + 3)) & 0x0F
+    decoded = (((mantissa << 3) + 0x84) << exponent) - 0x84
+    return np.where(sign, -decoded, decoded).astype(np.int16)
+
+
+def run_audio(clock, receiver, sender, max_seconds=600, on_tick=None, companding=True):
     results = []
     receiver.done.addCallback(results.append)
+    line = ulaw_round_trip if companding else (lambda samples: samples)
     from_receiver = np.zeros(TICK_SAMPLES, dtype=np.int16)
     ticks = 0
     while not results and ticks < max_seconds * 50:
-        from_sender = sender.step(from_receiver)
+        from_sender = line(sender.step(line(from_receiver)))
         from_receiver = receiver.rx_audio(from_sender)
         receiver.tick()
         clock.advance(0.02)

@@ -97,7 +97,8 @@ class T38ReceptionTests(FaxReceptionMixin, unittest.TestCase):
                          on_tick=cut_during_second_page)
         self.assertFalse(result.complete)
         self.assertIn("hung up", result.completion_text)
-        self.assertIn(result.pages, (1, 2))
+        # Page 1 arrived whole; spandsp 0.0.6 discards the unfinished page 2.
+        self.assertEqual(result.pages, 1)
         received = received_pages(result.tiff_path)
         self.assertEqual(len(received), result.pages)
         self.assertGreater(page_similarity(received[0], pages[0]), 0.98)
