@@ -106,7 +106,7 @@ def _as_codes(data) -> np.ndarray:
     return array
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # compared and hashed by identity: one instance per codec
 class G711Codec:
     name: str
     payload_type: int
