@@ -1,0 +1,160 @@
+"""Property tests: hostile input to the pure parsers raises only documented errors."""
+
+import os
+
+from hypothesis import HealthCheck, given, settings, strategies as st
+from twisted.trial import unittest
+
+from portaum_tx.sip.digest import DigestError, parse_challenge, parse_credentials
+from portaum_tx.sip.headers import SipParseError, VALUE_PARSERS, parse_header_value
+from portaum_tx.sip.message import (
+    Message, SipFramingError, StreamFramer, error_response_for, parse_message,
+)
+from portaum_tx.sip.sdp import NotAcceptable, SdpError, LocalCapabilities, Origin, answer_offer, parse_sdp
+from portaum_tx.sip.uri import SipURIError, parse_uri
+from portaum_tx.sip.validate import check_request, check_response
+
+DATA = os.path.join(os.path.dirname(__file__), "data", "rfc4475")
+SEEDS = [open(os.path.join(DATA, f), "rb").read()
+         for f in sorted(os.listdir(DATA)) if f.endswith(".dat")]
+SIP_ALPHABET = st.sampled_from(list(b"sip:@;=<>\"\\,?&%/[]: \t\r\n0123456789aAzZ.-_*+!~'()"))
+# PORTAUM_FUZZ_EXAMPLES raises the example count for a longer hunt.
+FUZZ = settings(max_examples=int(os.environ.get("PORTAUM_FUZZ_EXAMPLES", "150")), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@st.composite
+def mutated_seed(draw):
+    """A torture message with a few bytes replaced, inserted or deleted."""
+    data = bytearray(draw(st.sampled_from(SEEDS)))
+    for _ in range(draw(st.integers(1, 6))):
+        pos = draw(st.integers(0, len(data)))
+        action = draw(st.sampled_from(("replace", "insert", "delete")))
+        byte = draw(st.one_of(SIP_ALPHABET, st.integers(0, 255)))
+        if action == "insert" or pos == len(data):
+            data.insert(pos, byte)
+        elif action == "replace":
+            data[pos] = byte
+        else:
+            del data[pos]
+    return bytes(data)
+
+
+def exercise(message: Message) -> None:
+    """Touch every typed accessor, validation and serialisation."""
+    for name, _ in list(message.headers):
+        try:
+            message.parsed(name)
+        except SipParseError:
+            pass
+    if message.is_request:
+        error = check_request(message)
+        if error is not None:
+            error.build(message, "t")
+    else:
+        check_response(message)
+    parse_message(message.serialize())
+
+
+class MessageFuzz(unittest.TestCase):
+    @FUZZ
+    @given(mutated_seed())
+    def test_parse_message_mutations(self, data):
+        try:
+            message = parse_message(data)
+        except SipParseError as exc:
+            self.assertIsInstance(exc.status, int)
+            error_response_for(data, exc)
+            return
+        try:
+            exercise(message)
+        except SipParseError:
+            pass
+
+    @FUZZ
+    @given(st.binary(max_size=600))
+    def test_parse_message_random_bytes(self, data):
+        try:
+            parse_message(data)
+        except SipParseError:
+            pass
+
+    @FUZZ
+    @given(mutated_seed(), st.lists(st.integers(1, 200), min_size=1, max_size=8))
+    def test_framer(self, data, cuts):
+        framer = StreamFramer(max_header_bytes=4096, max_body_bytes=4096)
+        stream = data + b"\r\n\r\n" + data
+        pos = 0
+        try:
+            for cut in cuts + [len(stream)]:
+                for item in framer.feed(stream[pos:pos + cut]):
+                    self.assertTrue(isinstance(item, (Message, SipParseError)))
+                pos += cut
+                self.assertLessEqual(framer.buffered, 4096 + 4096 + 4)
+        except SipFramingError:
+            pass
+
+
+class FieldFuzz(unittest.TestCase):
+    @FUZZ
+    @given(st.text(alphabet=st.sampled_from("sip:@;=<>\"\\,?&%/[]: \tabc0123.-_*+!~'()tel"),
+                   max_size=60))
+    def test_uri(self, text):
+        try:
+            uri = parse_uri(text)
+        except SipURIError:
+            return
+        self.assertEqual(str(parse_uri(str(uri))), str(uri))
+
+    @FUZZ
+    @given(st.sampled_from(sorted(VALUE_PARSERS)),
+           st.text(alphabet=st.sampled_from("sip:@;=<>\"\\,?&%/[]: \tabc0123.-_*+!~'()SIP/2.0UDP"),
+                   max_size=80))
+    def test_header_values(self, name, text):
+        try:
+            values = parse_header_value(name, text)
+        except SipParseError:
+            return
+        for value in values:
+            str(value)
+
+    @FUZZ
+    @given(st.text(max_size=120))
+    def test_auth(self, text):
+        for parser in (parse_challenge, parse_credentials):
+            try:
+                parser(text)
+            except DigestError:
+                pass
+
+
+SDP_SEED = (b"v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\n"
+            b"m=audio 4000 RTP/AVP 0 8 101\r\na=rtpmap:101 telephone-event/8000\r\n"
+            b"a=fmtp:101 0-15\r\na=sendonly\r\nm=image 4002 udptl t38\r\n"
+            b"a=T38FaxVersion:0\r\na=T38MaxBitRate:14400\r\na=T38FaxRateManagement:transferredTCF\r\n"
+            b"a=T38FaxUdpEC:t38UDPRedundancy\r\na=T38FaxMaxDatagram:400\r\n")
+
+
+class SdpFuzz(unittest.TestCase):
+    local = LocalCapabilities("198.51.100.1", 30000, t38_port=30002)
+
+    @FUZZ
+    @given(st.lists(st.tuples(st.integers(0, len(SDP_SEED)),
+                              st.one_of(st.sampled_from(list(b"=: /\r\n0aIP4m")),
+                                        st.integers(0, 255))),
+                    min_size=1, max_size=6))
+    def test_sdp_mutations(self, edits):
+        data = bytearray(SDP_SEED)
+        for pos, byte in edits:
+            if pos < len(data):
+                data[pos] = byte
+            else:
+                data.append(byte)
+        try:
+            sdp = parse_sdp(bytes(data))
+        except SdpError:
+            return
+        try:
+            answer_offer(sdp, self.local, Origin())
+        except NotAcceptable:
+            return
+        parse_sdp(sdp.serialize())
