@@ -17,6 +17,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 
 from portaum_tx.fax import spandsp
+from portaum_tx.fax.t38sdp import RATE_TRANSFERRED_TCF, T38Params
 from portaum_tx.fax.udptl import UdptlError, UdptlReceiver, UdptlSender
 
 TICK_SAMPLES = 160           # 20 ms at 8 kHz
@@ -71,7 +72,7 @@ class FaxReceiver:
                  max_pages: int = 50, max_page_rows: int = 8000,
                  max_page_bytes: int = 4 * 1024 * 1024, timeout: float = 900.0,
                  udptl_redundancy: int = 3, udptl_error_recovery: str = "redundancy",
-                 max_datagram: int = 400, lib=None):
+                 max_datagram: int = 400, t38: T38Params | None = None, lib=None):
         if mode not in (MODE_T38, MODE_AUDIO):
             raise ValueError(f"unknown fax mode {mode!r}")
         if mode == MODE_T38 and send_datagram is None:
@@ -85,6 +86,13 @@ class FaxReceiver:
         self.done: defer.Deferred = defer.Deferred()
         self.malformed_datagrams = 0
         self._send_datagram = send_datagram
+        transferred_tcf = True
+        if t38 is not None:
+            # The far end's SDP: how it wants error recovery and its datagram limit.
+            udptl_redundancy = t38.udptl_redundancy
+            udptl_error_recovery = t38.udptl_mode
+            max_datagram = t38.max_datagram
+            transferred_tcf = t38.rate_management == RATE_TRANSFERRED_TCF
         self._started = clock.seconds()
         self._ticks = 0
         self._phase_e_code: int | None = None
@@ -100,7 +108,8 @@ class FaxReceiver:
                                           mode=udptl_error_recovery,
                                           max_datagram=max_datagram)
             self._terminal = spandsp.T38Terminal(False, self._send_ifp, lib=lib,
-                                                 max_datagram=max_datagram)
+                                                 max_datagram=max_datagram,
+                                                 transferred_tcf=transferred_tcf)
         else:
             self._terminal = spandsp.AudioFax(False, lib=lib)
         t30 = self._terminal.t30

@@ -46,6 +46,7 @@ LENGTH_UNLIMITED, LENGTH_A4, LENGTH_B4 = 0x10000, 0x20000, 0x40000
 LENGTH_US_LETTER, LENGTH_US_LEGAL = 0x80000, 0x100000
 
 T38_TERMINAL_OPTION_NO_PACING = 0x01
+T38_RATE_LOCAL_TCF, T38_RATE_TRANSFERRED_TCF = 1, 2
 
 T4_COMPRESSION_NAMES = {1: "T.4 1-D", 2: "T.4 2-D", 3: "T.6"}
 
@@ -310,7 +311,7 @@ class T38Terminal(_SpandspObject):
 
     def __init__(self, calling: bool, send_ifp: Callable[[bytes, int], None],
                  lib: ctypes.CDLL | None = None, paced: bool = True,
-                 max_datagram: int = 400):
+                 max_datagram: int = 400, transferred_tcf: bool = True):
         super().__init__(lib)
         self._send_ifp = send_ifp
         self._tx = T38TxPacketHandler(self._guard(self._on_tx, -1))
@@ -322,6 +323,8 @@ class T38Terminal(_SpandspObject):
             self._state, 0 if paced else T38_TERMINAL_OPTION_NO_PACING)
         self._lib.t38_set_t38_version(self._core, 0)
         self._lib.t38_set_max_datagram_size(self._core, max_datagram)
+        self._lib.t38_set_data_rate_management_method(
+            self._core, T38_RATE_TRANSFERRED_TCF if transferred_tcf else T38_RATE_LOCAL_TCF)
         self.t30 = T30(self._lib, self._lib.t38_terminal_get_t30_state(self._state), self)
 
     def _on_tx(self, core, user_data, buf, length, count):

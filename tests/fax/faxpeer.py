@@ -113,11 +113,13 @@ class FakeUdptlLink:
 class T38Sender:
     """spandsp as the calling fax machine over UDPTL."""
 
-    def __init__(self, tiff_path, send_datagram, ecm=True, ident="+1 555 0100"):
-        self.udptl_out = UdptlSender(redundancy=3)
+    def __init__(self, tiff_path, send_datagram, ecm=True, ident="+1 555 0100",
+                 udptl_mode="redundancy", transferred_tcf=True):
+        self.udptl_out = UdptlSender(redundancy=3, mode=udptl_mode)
         self.udptl_in = UdptlReceiver()
         self.send_datagram = send_datagram
-        self.terminal = spandsp.T38Terminal(True, self._send_ifp)
+        self.terminal = spandsp.T38Terminal(True, self._send_ifp,
+                                            transferred_tcf=transferred_tcf)
         self.terminal.t30.set_tx_file(tiff_path)
         self.terminal.t30.set_local_ident(ident)
         self.terminal.t30.set_ecm(ecm)

@@ -8,6 +8,7 @@ from twisted.trial import unittest
 
 from portaum_tx.fax import spandsp
 from portaum_tx.fax.receiver import FaxReceiver
+from portaum_tx.fax.t38sdp import answer_t38, parse_t38_attributes
 from portaum_tx.fax.udptl import UdptlPacket, build_udptl, parse_udptl
 from tests.fax.faxpeer import (
     AudioSender, FakeUdptlLink, T38Sender, page_similarity, run_audio, run_t38,
@@ -78,6 +79,25 @@ class T38ReceptionTests(FaxReceptionMixin, unittest.TestCase):
         result = run_t38(self.clock, receiver, sender, to_r, to_s)
         self.assertDocumentArrived(result, pages, y_dpi=196)
         self.assertFalse(result.ecm)
+
+    def test_configured_from_sdp_fec_and_local_tcf(self):
+        source, pages = self.document()
+        params = answer_t38(parse_t38_attributes([
+            ("T38FaxVersion", "0"), ("T38FaxRateManagement", "localTCF"),
+            ("T38FaxMaxDatagram", "200"), ("T38FaxUdpEC", "t38UDPFEC")]))
+        to_receiver = FakeUdptlLink(None, loss=0.02, seed=21)
+        to_sender = FakeUdptlLink(None, loss=0.02, seed=22)
+        receiver = FaxReceiver(self.clock, os.path.join(self.dir, "rx.tif"),
+                               send_datagram=to_sender.send, t38=params)
+        sender = T38Sender(source, to_receiver.send, udptl_mode="fec",
+                           transferred_tcf=False)
+        self.addCleanup(sender.close)
+        to_receiver.deliver, to_sender.deliver = receiver.feed_udptl, sender.feed_udptl
+        result = run_t38(self.clock, receiver, sender, to_receiver, to_sender)
+        self.assertDocumentArrived(result, pages)
+        # What the receiver sent is FEC-protected UDPTL within the declared size.
+        self.assertGreater(receiver._udptl_in.stats.recovered, 0)
+        self.assertEqual(receiver._udptl_out.mode, "fec")
 
     def test_sender_cut_off_in_phase_c_delivers_partial_document(self):
         source, pages = self.document()
