@@ -21,7 +21,7 @@ __all__ = [
     "SipParseError", "canonical_name", "is_multi_value", "split_values",
     "unfold", "quote", "unquote", "parse_params", "format_params",
     "Via", "NameAddr", "CSeq", "MediaType", "TokenWithParams", "AuthHeader",
-    "RetryAfter", "SessionExpires", "parse_int", "parse_token_list",
+    "RetryAfter", "SessionExpires", "Replaces", "RAck", "parse_int", "parse_token_list",
     "parse_header_value", "check_date", "MAX_CSEQ", "MAX_DELTA_SECONDS",
 ]
 
@@ -315,6 +315,17 @@ class Via(_WithParams):
     @property
     def reliable(self) -> bool:
         return self.transport not in ("UDP", "DTLS")
+
+    def stamp_source(self, host: str, port: int) -> None:
+        """Record where the request really came from (RFC 3261 18.2.1, RFC 3581).
+
+        Adds ``received`` when the source address differs from the sent-by
+        host, and fills an empty ``rport`` with the source port.
+        """
+        if host != self.host or self.rport is not None:
+            self.set_param("received", host)
+        if self.rport is not None:
+            self.set_param("rport", str(port))
 
     def __str__(self) -> str:
         return "%s/%s %s%s" % (self.protocol, self.transport, self.sent_by,
@@ -689,6 +700,57 @@ def check_date(text: str) -> str:
     return value
 
 
+class Replaces(_WithParams):
+    """Replaces (RFC 3891): the dialog to replace, by Call-ID and tags."""
+
+    def __init__(self, call_id: str, params: list[tuple[str, str | None]] | None = None):
+        self.call_id = call_id
+        self.params = list(params or [])
+
+    @property
+    def to_tag(self) -> str | None:
+        return self.param("to-tag")
+
+    @property
+    def from_tag(self) -> str | None:
+        return self.param("from-tag")
+
+    @property
+    def early_only(self) -> bool:
+        return self.has_param("early-only")
+
+    def __str__(self) -> str:
+        return self.call_id + format_params(self.params)
+
+    @classmethod
+    def parse(cls, text: str) -> "Replaces":
+        head, semi, rest = text.strip(_WS).partition(";")
+        value = cls(_call_id(head), parse_params(rest, "Replaces") if semi else [])
+        if value.to_tag is None or value.from_tag is None:
+            raise SipParseError("Replaces without to-tag or from-tag")
+        return value
+
+
+class RAck:
+    """RAck (RFC 3262): the RSeq and CSeq of the reliable provisional acknowledged."""
+
+    def __init__(self, rseq: int, cseq: int, method: str):
+        self.rseq = rseq
+        self.cseq = cseq
+        self.method = method
+
+    def __str__(self) -> str:
+        return "%d %d %s" % (self.rseq, self.cseq, self.method)
+
+    @classmethod
+    def parse(cls, text: str) -> "RAck":
+        parts = text.split()
+        if len(parts) != 3 or not is_token(parts[2]):
+            raise SipParseError("malformed RAck %r" % text[:40])
+        return cls(parse_int(parts[0], "RAck RSeq", MAX_CSEQ),
+                   parse_int(parts[1], "RAck CSeq", MAX_CSEQ), parts[2])
+
+
 def _call_id(text: str) -> str:
     value = text.strip(_WS)
     if not value or any(ord(c) <= 32 or ord(c) == 127 for c in value):
@@ -762,6 +824,8 @@ VALUE_PARSERS = {
     "authorization": AuthHeader.parse,
     "proxy-authorization": AuthHeader.parse,
     "date": check_date,
+    "replaces": Replaces.parse,
+    "rack": RAck.parse,
 }
 
 # Headers whose list grammar allows an empty value ("Supported:" = none).

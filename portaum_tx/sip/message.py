@@ -247,6 +247,53 @@ class Message:
     def start_line(self) -> str:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def copy(self):
+        """An independent copy (headers and body; parsed values are re-parsed)."""
+        other = self.__class__.__new__(self.__class__)
+        other.__dict__.update(self.__dict__)
+        other.headers = [list(entry) for entry in self.headers]
+        other._parsed = {}
+        if isinstance(self, Request) and hasattr(self.uri, "copy"):
+            other.uri = self.uri.copy()
+        return other
+
+    def body_part(self, mimetype: str) -> bytes | None:
+        """The body, or the first part of a multipart/mixed body, of ``mimetype``.
+
+        SIP-I/SIP-T gateways send SDP inside multipart/mixed with ISUP; this
+        finds it.  Returns None if there is no such part (or the
+        Content-Type is malformed).
+        """
+        try:
+            content_type = self.content_type
+        except SipParseError:
+            return None
+        if content_type is None or not self.body:
+            return None
+        if content_type.mimetype == mimetype.lower():
+            return self.body
+        if content_type.type.lower() != "multipart":
+            return None
+        boundary = content_type.param("boundary")
+        if not boundary:
+            return None
+        delimiter = b"--" + boundary.encode("utf-8", "surrogateescape")
+        for part in self.body.split(delimiter)[1:]:
+            if part.startswith(b"--"):
+                break
+            part = part[2:] if part.startswith(b"\r\n") else part.lstrip(b"\n")
+            head, sep, content = part.partition(b"\r\n\r\n")
+            if not sep:
+                head, sep, content = part.partition(b"\n\n")
+            part_type = b"text/plain"
+            for line in re.split(rb"\r?\n", head):
+                name, _, value = line.partition(b":")
+                if name.strip().lower() == b"content-type":
+                    part_type = value.split(b";")[0].strip().lower()
+            if part_type.decode("latin-1") == mimetype.lower():
+                return content[:-2] if content.endswith(b"\r\n") else content.rstrip(b"\n")
+        return None
+
     def serialize(self) -> bytes:
         """The message as wire bytes, with a Content-Length matching ``body``."""
         lines = [self.start_line()]

@@ -15,7 +15,8 @@ from portaum_tx.sip.headers import SipParseError, Via
 from portaum_tx.sip.message import Request, Response, make_response
 
 __all__ = [
-    "ErrorResponse", "check_request", "check_response", "method_not_allowed",
+    "ErrorResponse", "check_request", "check_response", "check_session_timer",
+    "method_not_allowed",
     "is_unsafe_destination", "via_is_unsafe", "RFC3261_METHODS",
     "MANDATORY_REQUEST_HEADERS", "SINGLE_VALUE_HEADERS", "DEFAULT_BODY_TYPES",
 ]
@@ -150,6 +151,17 @@ def _check_body(request: Request, body_types: Mapping[str, Collection[str]]):
     if content_type.mimetype not in {t.lower() for t in allowed}:
         accept = ", ".join(allowed)
         return ErrorResponse(415, "Unsupported Media Type", (("Accept", accept),))
+    return None
+
+
+def check_session_timer(request: Request, min_se: int = 90) -> ErrorResponse | None:
+    """422 with Min-SE if the request's Session-Expires is below ``min_se`` (RFC 4028 8.1)."""
+    try:
+        session_expires = request.first("Session-Expires")
+    except SipParseError as exc:
+        return ErrorResponse(400, _reason(exc))
+    if session_expires is not None and session_expires.seconds < min_se:
+        return ErrorResponse(422, "Session Interval Too Small", (("Min-SE", str(min_se)),))
     return None
 
 

@@ -209,3 +209,31 @@ class OtherHeaderTests(unittest.TestCase):
 
     def test_unknown_header_is_text(self):
         self.assertEqual(parse_header_value("X-Foo", " a, b "), ["a, b"])
+
+
+class ExtensionHeaderTests(unittest.TestCase):
+    def test_replaces(self):
+        value = parse_header_value("Replaces", "98732@sip.example.com;from-tag=r33th4x0r;to-tag=ff87ff;early-only")[0]
+        self.assertEqual((value.call_id, value.from_tag, value.to_tag, value.early_only),
+                         ("98732@sip.example.com", "r33th4x0r", "ff87ff", True))
+        self.assertRaises(SipParseError, parse_header_value, "Replaces", "abc;to-tag=1")
+
+    def test_rack(self):
+        value = parse_header_value("RAck", "776656 1 INVITE")[0]
+        self.assertEqual((value.rseq, value.cseq, value.method), (776656, 1, "INVITE"))
+        self.assertEqual(str(value), "776656 1 INVITE")
+        self.assertRaises(SipParseError, parse_header_value, "RAck", "1 INVITE")
+
+
+class StampSourceTests(unittest.TestCase):
+    def test_received_and_rport(self):
+        via = Via.parse("SIP/2.0/UDP 10.0.0.5:5060;branch=z9hG4bKa;rport")
+        via.stamp_source("203.0.113.9", 40123)
+        self.assertEqual((via.received, via.rport), ("203.0.113.9", 40123))
+        via = Via.parse("SIP/2.0/UDP 203.0.113.9;branch=z9hG4bKa")
+        via.stamp_source("203.0.113.9", 5060)
+        self.assertIsNone(via.received)
+        self.assertIsNone(via.rport)
+        via = Via.parse("SIP/2.0/UDP pc.example.com;branch=z9hG4bKa")
+        via.stamp_source("198.51.100.2", 5060)
+        self.assertEqual(via.received, "198.51.100.2")

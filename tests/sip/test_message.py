@@ -219,3 +219,39 @@ class FramerTests(unittest.TestCase):
         self.assertEqual(out[0].status, 505)
         self.assertEqual(out[0].raw, bad)
         self.assertIsInstance(out[1], Request)
+
+
+class BodyTests(unittest.TestCase):
+    SIPI = (
+        b"INVITE sip:bob@example.com SIP/2.0\r\n"
+        b"Via: SIP/2.0/UDP gw;branch=z9hG4bK1\r\nFrom: <sip:a@gw>;tag=1\r\nTo: <sip:bob@example.com>\r\n"
+        b"Call-ID: i\r\nCSeq: 1 INVITE\r\n"
+        b"Content-Type: multipart/mixed;boundary=unique-boundary-1\r\n"
+        b"MIME-Version: 1.0\r\n\r\n"
+        b"--unique-boundary-1\r\nContent-Type: application/sdp\r\n\r\n"
+        b"v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\n\r\n"
+        b"--unique-boundary-1\r\nContent-Type: application/ISUP;version=itu-t92+\r\n"
+        b"Content-Disposition: signal; handling=optional\r\n\r\n\x01\x00\x49\x00\r\n"
+        b"--unique-boundary-1--\r\n"
+    )
+
+    def test_sdp_inside_multipart(self):
+        message = parse_message(self.SIPI)
+        self.assertEqual(message.body_part("application/sdp"),
+                         b"v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\n")
+        self.assertEqual(message.body_part("application/isup"), b"\x01\x00\x49\x00")
+        self.assertIsNone(message.body_part("text/plain"))
+
+    def test_plain_body(self):
+        message = parse_message(INVITE)
+        self.assertEqual(message.body_part("application/sdp"), b"v=0\n")
+        self.assertIsNone(message.body_part("text/plain"))
+
+    def test_copy_is_independent(self):
+        message = parse_message(INVITE)
+        clone = message.copy()
+        clone.set("CSeq", "314160 INVITE")
+        clone.uri.set_param("transport", "tcp")
+        self.assertEqual(message.cseq.number, 314159)
+        self.assertEqual(clone.cseq.number, 314160)
+        self.assertEqual(str(message.uri), "sip:bob@biloxi.com")

@@ -129,3 +129,13 @@ class DestinationTests(unittest.TestCase):
         self.assertTrue(via_is_unsafe(Via.parse("SIP/2.0/UDP h;branch=z9hG4bK1;received=0.0.0.0")))
         self.assertTrue(via_is_unsafe(Via.parse("SIP/2.0/UDP h;maddr=224.0.1.75")))
         self.assertFalse(via_is_unsafe(Via.parse("SIP/2.0/UDP 192.0.2.1;received=192.0.2.9")))
+
+
+class SessionTimerTests(unittest.TestCase):
+    def test_min_se(self):
+        from portaum_tx.sip.validate import check_session_timer
+        self.assertIsNone(check_session_timer(request()))
+        self.assertIsNone(check_session_timer(request(extra="Session-Expires: 1800;refresher=uac\r\n")))
+        error = check_session_timer(request(extra="Session-Expires: 60\r\n"), min_se=90)
+        self.assertEqual((error.status, error.headers), (422, (("Min-SE", "90"),)))
+        self.assertEqual(check_session_timer(request(extra="x: abc\r\n")).status, 400)
