@@ -490,7 +490,10 @@ class StreamFramer:
         self.max_header_bytes = max_header_bytes
         self.max_body_bytes = max_body_bytes
         self.on_keepalive = on_keepalive
-        self._buffer = b""
+        # A bytearray grows in amortised constant time, so a peer trickling
+        # one octet per segment costs linear, not quadratic, work.
+        self._buffer = bytearray()
+        self._scanned = 0
         self._pending_head: bytes | None = None
         self._pending_length = 0
 
@@ -504,16 +507,20 @@ class StreamFramer:
         buf = self._buffer
         while buf:
             if buf.startswith(b"\r\n\r\n"):
-                buf = buf[4:]
+                del buf[:4]
                 if self.on_keepalive is not None:
                     self.on_keepalive()
             elif buf.startswith(b"\r\n") and len(buf) > 2 and buf[2:3] != b"\r":
-                buf = buf[2:]
+                del buf[:2]
             elif buf[:1] == b"\n" or (buf[:1] == b"\r" and len(buf) > 1 and buf[1:2] != b"\n"):
-                buf = buf[1:]
+                del buf[:1]
             else:
                 break
-        self._buffer = buf
+
+    def _reset(self) -> None:
+        self._buffer = bytearray()
+        self._scanned = 0
+        self._pending_head = None
 
     def feed(self, data: bytes) -> list:
         """Add received octets; return completed messages (and parse errors)."""
@@ -521,24 +528,29 @@ class StreamFramer:
         out: list = []
         while True:
             if self._pending_head is None:
-                self._skip_crlf()
-                if not self._buffer or self._buffer in (b"\r", b"\r\n", b"\r\n\r"):
-                    break
-                match = _HEADER_END_RE.search(self._buffer, 0, self.max_header_bytes + 4)
+                if self._scanned == 0:
+                    self._skip_crlf()
+                    if not self._buffer or bytes(self._buffer) in (b"\r", b"\r\n", b"\r\n\r"):
+                        break
+                # Resume the search for the blank line where the last one stopped.
+                start = max(0, self._scanned - 3)
+                match = _HEADER_END_RE.search(self._buffer, start, self.max_header_bytes + 4)
                 if not match:
                     if len(self._buffer) > self.max_header_bytes:
-                        self._buffer = b""
+                        self._reset()
                         raise SipFramingError("header block exceeds %d octets"
                                               % self.max_header_bytes, 513)
+                    self._scanned = len(self._buffer)
                     break
-                head = self._buffer[:match.start()]
-                self._buffer = self._buffer[match.end():]
+                head = bytes(self._buffer[:match.start()])
+                del self._buffer[:match.end()]
+                self._scanned = 0
                 length = self._frame_length(head)
                 self._pending_head, self._pending_length = head, length
             if len(self._buffer) < self._pending_length:
                 break
-            body = self._buffer[:self._pending_length]
-            self._buffer = self._buffer[self._pending_length:]
+            body = bytes(self._buffer[:self._pending_length])
+            del self._buffer[:self._pending_length]
             head, self._pending_head = self._pending_head, None
             out.append(self._parse(head, body))
         return out
@@ -549,15 +561,15 @@ class StreamFramer:
             return 0
         stripped = {v.strip() for v in values}
         if len(stripped) != 1:
-            self._buffer = b""
+            self._reset()
             raise SipFramingError("conflicting Content-Length values")
         text = stripped.pop()
         if not text.isdigit() or len(text) > 10:
-            self._buffer = b""
+            self._reset()
             raise SipFramingError("malformed Content-Length")
         length = int(text)
         if length > self.max_body_bytes:
-            self._buffer = b""
+            self._reset()
             raise SipFramingError("body of %d octets exceeds the limit of %d"
                                   % (length, self.max_body_bytes), 413)
         return length

@@ -558,6 +558,14 @@ class TransactionLayer:
         return self._server.get(key[:-1] + ("INVITE",) if key[0] == "3261"
                                 else key[:5] + ("INVITE",) + key[6:])
 
+    def transport_failed(self, destination: Destination, exc: Exception) -> None:
+        """Report that ``destination`` became unreachable (e.g. its TCP connection
+        closed): every live transaction toward it fails as if a send had raised."""
+        for table in (self._client, self._server):
+            for transaction in list(table.values()):
+                if transaction.destination == destination and not transaction.terminated:
+                    transaction._transport_failed(exc)
+
     # -- bookkeeping -------------------------------------------------------
 
     def _forget(self, transaction: _Transaction) -> None:

@@ -165,6 +165,14 @@ class ClientInviteTests(unittest.TestCase):
         self.assertEqual([r.status for r in self.responses], [503])
         self.assertTrue(txn.terminated)
 
+    def test_asynchronous_transport_failure(self):
+        txn = self.start(reliable=True)
+        other = self.h.layer.send_request(request(branch="z9hG4bKother"), ("tcp", "x", 1), True)
+        self.h.layer.transport_failed(PEER, TransportError("connection reset"))
+        self.assertEqual([r.status for r in self.responses], [503])
+        self.assertTrue(txn.terminated)
+        self.assertFalse(other.terminated)
+
     def test_cancel_waits_for_provisional(self):
         txn = self.start()
         cancel_responses = []
