@@ -109,6 +109,15 @@ def is_token(text: str) -> bool:
     return bool(TOKEN_RE.match(text))
 
 
+def _is_display_word(word: str) -> bool:
+    """A word of an unquoted display name: a token, leniently also admitting
+    UTF-8 letters (phones send ``Jürgen <sip:...>``), but never the ASCII
+    separators that would make the value ambiguous (RFC 4475 baddn)."""
+    return is_token("".join(c for c in word if ord(c) < 128) or "x") and \
+        all(ord(c) > 32 for c in word) and \
+        not any(0xD800 <= ord(c) <= 0xDFFF for c in word)
+
+
 def _scan_quoted(text: str, start: int) -> int:
     """Index just past the quoted-string starting at ``text[start] == '"'``."""
     i = start + 1
@@ -457,7 +466,7 @@ class NameAddr(_WithParams):
             if lt > 0:
                 display_raw = s[:lt].strip(_WS)
                 words = display_raw.split()
-                if not all(is_token(w) for w in words):
+                if not all(_is_display_word(w) for w in words):
                     raise SipParseError("display name in %s is neither token nor quoted" % what)
                 display = " ".join(words) or None
                 display_raw = display
@@ -539,6 +548,12 @@ class MediaType(_WithParams):
         """True if this range (possibly with wildcards) covers ``mimetype``."""
         main, _, sub = mimetype.lower().partition("/")
         mine, mysub = self.type.lower(), self.subtype.lower()
+        if self.param("q") is not None:
+            try:
+                if float(self.param("q")) <= 0:
+                    return False        # q=0 means "not acceptable" (RFC 3261 20.1)
+            except ValueError:
+                pass
         return mine in ("*", main) and mysub in ("*", sub)
 
     def __str__(self) -> str:

@@ -41,8 +41,8 @@ MAX_SDP_SIZE = 64 * 1024
 MAX_MEDIA = 32
 
 
-def _int(text: str, what: str, maximum: int = 2 ** 63) -> int:
-    if not text.isdigit() or not text.isascii() or len(text) > 20 or int(text) > maximum:
+def _int(text: str, what: str, maximum: int = 10 ** 32 - 1) -> int:
+    if not text.isdigit() or not text.isascii() or len(text) > 32 or int(text) > maximum:
         raise SdpError("malformed %s %r" % (what, text[:40]))
     return int(text)
 

@@ -155,6 +155,8 @@ class OtherHeaderTests(unittest.TestCase):
         accept = parse_header_value("Accept", "application/sdp;level=1, */*;q=0.1")
         self.assertTrue(accept[1].matches("text/plain"))
         self.assertFalse(MediaType.parse("text/*").matches("application/sdp"))
+        self.assertFalse(MediaType.parse("application/sdp;q=0").matches("application/sdp"))
+        self.assertTrue(MediaType.parse("application/sdp;q=0.5").matches("application/sdp"))
         self.assertEqual(parse_header_value("Accept", ""), [])
 
     def test_token_lists(self):
@@ -237,3 +239,15 @@ class StampSourceTests(unittest.TestCase):
         via = Via.parse("SIP/2.0/UDP pc.example.com;branch=z9hG4bKa")
         via.stamp_source("198.51.100.2", 5060)
         self.assertEqual(via.received, "198.51.100.2")
+
+
+class LenientDisplayNameTests(unittest.TestCase):
+    def test_unquoted_utf8_display_name(self):
+        value = NameAddr.parse("Jürgen Müller <sip:jm@example.de>;tag=1")
+        self.assertEqual(value.display, "Jürgen Müller")
+        self.assertEqual(value.tag, "1")
+
+    def test_ascii_separators_still_rejected(self):
+        for bad in ["Müller, Jürgen <sip:jm@example.de>", "a@b <sip:jm@example.de>",
+                    "x\udcff <sip:jm@example.de>"]:
+            self.assertRaises(SipParseError, NameAddr.parse, bad)
