@@ -21,6 +21,9 @@ from portaum_tx.fax.t38sdp import RATE_TRANSFERRED_TCF, T38Params
 from portaum_tx.fax.udptl import UdptlError, UdptlReceiver, UdptlSender
 
 TICK_SAMPLES = 160           # 20 ms at 8 kHz
+# Packets held behind a UDPTL gap are released after this many ticks: a gap the
+# reorder window would only close with later traffic must not stall a handshake.
+HOLD_TICKS = 3
 MODE_T38 = "t38"
 MODE_AUDIO = "audio"
 
@@ -95,6 +98,7 @@ class FaxReceiver:
             transferred_tcf = t38.rate_management == RATE_TRANSFERRED_TCF
         self._started = clock.seconds()
         self._ticks = 0
+        self._held_ticks = 0
         self._phase_e_code: int | None = None
         self._abort_reason: str | None = None
         self._remote_ident = ""
@@ -142,6 +146,9 @@ class FaxReceiver:
             if self.malformed_datagrams <= 5:
                 self.log.info("fax: dropping malformed UDPTL datagram: {error}", error=str(e))
             return
+        self._deliver_ifps(packets)
+
+    def _deliver_ifps(self, packets) -> None:
         for seq, ifp in packets:
             self._terminal.rx_ifp(ifp, seq)
             if self._phase_e_code is not None:
@@ -161,6 +168,15 @@ class FaxReceiver:
         if self._finished:
             return
         if self.mode == MODE_T38:
+            if self._udptl_in.holding:
+                self._held_ticks += 1
+                if self._held_ticks >= HOLD_TICKS:
+                    self._held_ticks = 0
+                    self._deliver_ifps(self._udptl_in.flush())
+                    if self._finished:
+                        return
+            else:
+                self._held_ticks = 0
             self._terminal.advance(TICK_SAMPLES)
             self._ticks += 1
         self._after_spandsp()
@@ -172,9 +188,11 @@ class FaxReceiver:
     # --- spandsp callbacks: record only, act after spandsp returns ------------
 
     def _send_ifp(self, ifp: bytes, count: int) -> None:
-        # spandsp asks for indicators to be repeated; redundancy covers the rest.
+        # spandsp asks for some packets to be sent several times: copies keep one
+        # sequence number, so a lost copy is not a gap and the far end drops the rest.
+        datagram = self._udptl_out.packetize(ifp)
         for _ in range(max(1, min(count, 3))):
-            self._send_datagram(self._udptl_out.packetize(ifp))
+            self._send_datagram(datagram)
 
     def _on_phase_b(self, frame_type: int) -> None:
         self._remote_ident = self._terminal.t30.remote_ident()

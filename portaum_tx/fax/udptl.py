@@ -326,6 +326,11 @@ class UdptlReceiver:
         delivered += self._drain()
         return delivered
 
+    @property
+    def holding(self) -> bool:
+        """Packets are held behind a gap; the caller may flush() after a short wait."""
+        return bool(self._pending)
+
     def flush(self) -> list[tuple[int, bytes]]:
         """Give up on open gaps and deliver everything held (e.g. at end of call)."""
         delivered = []

@@ -128,10 +128,12 @@ class T38Sender:
         self.terminal.t30.set_phase_e_handler(self._on_phase_e)
         self.terminal.t30.set_phase_d_handler(self._on_phase_d)
         self.stopped = False
+        self.held_ticks = 0
 
     def _send_ifp(self, ifp, count):
+        datagram = self.udptl_out.packetize(ifp)
         for _ in range(max(1, min(count, 3))):
-            self.send_datagram(self.udptl_out.packetize(ifp))
+            self.send_datagram(datagram)
 
     def _on_phase_e(self, code):
         self.completion = code
@@ -145,8 +147,14 @@ class T38Sender:
                 self.terminal.rx_ifp(ifp, seq)
 
     def tick(self):
-        if not self.stopped:
-            self.terminal.advance(TICK_SAMPLES)
+        if self.stopped:
+            return
+        # Like FaxReceiver: do not sit on packets held behind a gap.
+        self.held_ticks = self.held_ticks + 1 if self.udptl_in.holding else 0
+        if self.held_ticks >= 3:
+            for seq, ifp in self.udptl_in.flush():
+                self.terminal.rx_ifp(ifp, seq)
+        self.terminal.advance(TICK_SAMPLES)
 
     def stop(self):
         """The sending machine goes silent (line cut) without saying goodbye."""

@@ -171,3 +171,16 @@ class SenderReceiverTests(unittest.TestCase):
         self.assertLessEqual(len(receiver._pending), 4)
         self.assertLessEqual(len(receiver._recent), UdptlReceiver.HISTORY)
         self.assertLessEqual(len(receiver._fec), 16)
+
+    def test_held_packets_released_by_flush(self):
+        sender = UdptlSender(redundancy=0)
+        datagrams = [sender.packetize(x) for x in (b"a", b"b", b"c")]
+        receiver = UdptlReceiver()
+        self.assertEqual(receiver.receive(datagrams[0]), [(0, b"a")])
+        self.assertFalse(receiver.holding)
+        self.assertEqual(receiver.receive(datagrams[2]), [])
+        self.assertTrue(receiver.holding)
+        self.assertEqual(receiver.flush(), [(2, b"c")])
+        self.assertFalse(receiver.holding)
+        self.assertEqual(receiver.stats.lost, 1)
+
