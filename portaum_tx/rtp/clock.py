@@ -22,6 +22,7 @@ import numpy as np
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
+from portaum_tx.rtp.blas import limit_blas_threads
 from portaum_tx.rtp.codecs import ALAW_ENCODE, ALAW_DECODE, PCMA, ULAW_DECODE, ULAW_ENCODE
 from portaum_tx.rtp.dtmf import DtmfDigit, InbandDtmfDetector
 from portaum_tx.rtp.tones import FaxToneDetector
@@ -34,7 +35,10 @@ log = Logger()
 
 class MediaClock:
     def __init__(self, clock, *, dtmf_detector: InbandDtmfDetector | None = None,
-                 fax_detector: FaxToneDetector | None = None, max_catch_up: int = 5):
+                 fax_detector: FaxToneDetector | None = None, max_catch_up: int = 5,
+                 single_threaded_blas: bool = True):
+        if single_threaded_blas:
+            limit_blas_threads(1)
         self.clock = clock
         self.dtmf_detector = dtmf_detector or InbandDtmfDetector()
         self.fax_detector = fax_detector or FaxToneDetector()
@@ -153,16 +157,12 @@ class MediaClock:
         now = self.clock.seconds()
 
         # 1. inbound: one frame per session, decoded together
-        frames = []
-        statuses = []
-        for session in sessions:
-            frame, status = session.pop_inbound()
-            frames.append(frame)
-            statuses.append(status)
-        codes = np.frombuffer(b"".join(frames), dtype=np.uint8).reshape(count, FRAME_SAMPLES)
-        pcm = ULAW_DECODE[codes]
+        popped = [session.jitter.pop() for session in sessions]
+        codes = np.frombuffer(b"".join([frame for frame, _ in popped]), dtype=np.uint8)
+        codes = codes.reshape(count, FRAME_SAMPLES)
+        pcm = ULAW_DECODE.take(codes)
         if len(self._alaw_rows):
-            pcm[self._alaw_rows] = ALAW_DECODE[codes[self._alaw_rows]]
+            pcm[self._alaw_rows] = ALAW_DECODE.take(codes[self._alaw_rows])
 
         # 2. detectors over the stacked block
         if len(self._dtmf_rows):
@@ -177,24 +177,27 @@ class MediaClock:
         # 3. consumers
         for index, session in enumerate(sessions):
             if session.consumers and not session.closed:
-                session.deliver_inbound(pcm[index], statuses[index])
+                session.deliver_inbound(pcm[index], popped[index][1])
 
         # 4. hooks (mixers)
         for hook in list(self._hooks):
             hook(self.ticks)
 
-        # 5. outbound: sources, vectorized encode, send
+        # 5. outbound: sources, vectorized encode, send; 6. bookkeeping
         outbound = [None if session.closed else session.next_outbound() for session in sessions]
-        pcm_rows = [i for i, frame in enumerate(outbound) if isinstance(frame, np.ndarray)]
+        pcm_rows = [i for i, frame in enumerate(outbound) if frame.__class__ is np.ndarray]
         if pcm_rows:
-            stacked = np.stack([outbound[i] for i in pcm_rows]).astype(np.int16, copy=False)
-            as_unsigned = stacked.view(np.uint16)
-            encoded_ulaw = ULAW_ENCODE[as_unsigned]
+            stacked = np.concatenate([outbound[i] for i in pcm_rows]).astype(np.int16, copy=False)
+            as_unsigned = stacked.view(np.uint16).reshape(len(pcm_rows), FRAME_SAMPLES)
+            encoded = ULAW_ENCODE.take(as_unsigned)
+            if len(self._alaw_rows):
+                alaw = [p for p, i in enumerate(pcm_rows) if sessions[i].codec is PCMA]
+                if alaw:
+                    encoded[alaw] = ALAW_ENCODE.take(as_unsigned[alaw])
+            blob = encoded.tobytes()
             for position, index in enumerate(pcm_rows):
-                table_row = encoded_ulaw[position]
-                if sessions[index].codec is PCMA:
-                    table_row = ALAW_ENCODE[as_unsigned[position]]
-                outbound[index] = table_row.tobytes()
+                start = position * FRAME_SAMPLES
+                outbound[index] = blob[start:start + FRAME_SAMPLES]
         for index, session in enumerate(sessions):
             if session.closed:
                 continue
@@ -202,8 +205,5 @@ class MediaClock:
             if payload is None:
                 payload = session.codec.silence(FRAME_SAMPLES)
             session.send_frame(payload, now)
-
-        # 6. bookkeeping
-        for session in sessions:
-            if not session.closed:
+            if now >= session.housekeeping_due:
                 session.housekeeping(now)

@@ -273,17 +273,29 @@ class InbandDtmfDetector:
         if block.ndim != 2 or block.shape[1] != s.block_samples:
             raise DtmfError(f"expected a (sessions, {s.block_samples}) block, got {block.shape}")
         powers = tone_powers(block, self._basis)
+        result = np.full(len(block), -1, dtype=np.int8)
+        # Cheap screen on every row: strongest row and column bins loud enough and
+        # holding most of the block's energy. Speech and music rarely pass, so the
+        # remaining checks run on a handful of rows at most.
+        row_peak = powers[:, 0:4].max(axis=1)
+        col_peak = powers[:, 4:8].max(axis=1)
+        energy = np.einsum("ij,ij->i", block, block)
+        candidates = np.flatnonzero(
+            (row_peak >= self._min_power) & (col_peak >= self._min_power)
+            & ((row_peak + col_peak) * self._fraction_scale >= s.min_tone_fraction * energy)
+        )
+        if len(candidates) == 0:
+            return result
+        powers = powers[candidates]
         rows, cols = powers[:, 0:4], powers[:, 4:8]
         row_harm, col_harm = powers[:, 8:12], powers[:, 12:16]
-        index = np.arange(len(block))
+        index = np.arange(len(candidates))
         best_row = rows.argmax(axis=1)
         best_col = cols.argmax(axis=1)
         row_power = rows[index, best_row]
         col_power = cols[index, best_col]
-        energy = np.einsum("ij,ij->i", block, block)
 
-        ok = (row_power >= self._min_power) & (col_power >= self._min_power)
-        ok &= col_power <= row_power * self._normal_twist
+        ok = col_power <= row_power * self._normal_twist
         ok &= row_power <= col_power * self._reverse_twist
         others_row = rows.copy()
         others_row[index, best_row] = 0
@@ -293,9 +305,8 @@ class InbandDtmfDetector:
         ok &= others_col.max(axis=1) <= col_power * self._relative_peak
         ok &= row_harm[index, best_row] <= row_power * self._harmonic
         ok &= col_harm[index, best_col] <= col_power * self._harmonic
-        ok &= (row_power + col_power) * self._fraction_scale >= s.min_tone_fraction * energy
-        codes = self._keypad_codes[best_row, best_col]
-        return np.where(ok, codes, -1).astype(np.int8)
+        result[candidates] = np.where(ok, self._keypad_codes[best_row, best_col], -1)
+        return result
 
     def process(self, block: np.ndarray, slots: np.ndarray) -> list[tuple[int, str]]:
         """Classify every row and advance the per-slot state; returns (row, digit) for
@@ -306,6 +317,12 @@ class InbandDtmfDetector:
         self.states.ensure(int(slots.max()) + 1)
         st = self.states
         digit = self.classify(block)
+        # Rows with no tone, no tone last block and armed have nothing to update.
+        busy = np.flatnonzero((digit >= 0) | (st.last[slots] >= 0) | ~st.armed[slots])
+        if len(busy) == 0:
+            return []
+        slots = slots[busy]
+        digit = digit[busy]
         last = st.last[slots]
         run = np.where(digit >= 0, np.where(digit == last, st.run[slots] + 1, 1), 0)
         active = st.active[slots]
@@ -320,7 +337,7 @@ class InbandDtmfDetector:
         st.active[slots] = active
         st.off[slots] = np.minimum(off, 10_000)
         st.armed[slots] = armed
-        return [(int(row), DTMF_DIGITS[digit[row]]) for row in np.flatnonzero(fire)]
+        return [(int(busy[i]), DTMF_DIGITS[digit[i]]) for i in np.flatnonzero(fire)]
 
 
 # --- SIP INFO -------------------------------------------------------------------------

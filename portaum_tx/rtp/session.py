@@ -159,6 +159,7 @@ class RtpSession:
         self._last_heard = 0.0
         self._next_rtcp = 0.0
         self._dead_reported = False
+        self.housekeeping_due = 0.0  # the media clock calls housekeeping() from then on
         self._marker_pending = True
         self._outbound = b""
         self._packet_samples = FRAME_SAMPLES
@@ -293,40 +294,53 @@ class RtpSession:
     def rtp_received(self, data: bytes, addr) -> None:
         if self.closed or self.params is None:
             return
-        if looks_like_rtcp(data):  # RFC 5761 multiplexing on the RTP port
+        if len(data) < 2:
+            self.packets_dropped += 1
+            return
+        second = data[1]
+        if 192 <= second <= 223 and data[0] >> 6 == 2:  # RFC 5761 RTCP on the RTP port
             self.rtcp_received(data, addr)
             return
         if self.latched and addr != self.remote_address:
             self.packets_dropped += 1
             return
-        try:
-            packet = parse_rtp(data)
-        except RtpError:
-            self.packets_dropped += 1
-            return
+        if data[0] == 0x80 and len(data) >= 12:
+            # the usual packet: no padding, extension or CSRC; skip the general parser
+            _first, second, sequence, timestamp, ssrc = RTP_HEADER.unpack_from(data)
+            payload = data[12:]
+            marker = second >= 0x80
+        else:
+            try:
+                packet = parse_rtp(data)
+            except RtpError:
+                self.packets_dropped += 1
+                return
+            sequence, timestamp, ssrc = packet.sequence, packet.timestamp, packet.ssrc
+            payload, marker = packet.payload, packet.marker
         params = self.params
-        pt = packet.payload_type
+        pt = second & 0x7F
         if pt != params.payload_type and pt != params.telephone_event_pt and pt != COMFORT_NOISE_PT:
             self.packets_dropped += 1
             return
         now = self.clock.seconds()
-        if packet.ssrc != self.remote_ssrc:
-            self.remote_ssrc = packet.ssrc
-            self.stats = ReceiverStatistics(packet.ssrc, packet.sequence, self.codec.clock_rate)
+        if ssrc != self.remote_ssrc:
+            self.remote_ssrc = ssrc
+            self.stats = ReceiverStatistics(ssrc, sequence, self.codec.clock_rate)
             self.jitter.reset()
             self._event_receiver = TelephoneEventReceiver()
-        self.stats.update(packet.sequence, packet.timestamp, now)
+        stats = self.stats
+        stats.update(sequence, timestamp, now)
         self.packets_received += 1
         self._last_heard = now
         self._dead_reported = False
-        if self.symmetric and not self.latched and self.stats.valid:
+        if not self.latched and self.symmetric and stats.probation == 0:
             self.latched = True
             self.remote_address = addr
         if pt == params.payload_type:
-            self.jitter.push(packet.timestamp, packet.payload)
+            self.jitter.push(timestamp, payload)
         elif pt == params.telephone_event_pt:
             try:
-                digit = self._event_receiver.feed(packet.timestamp, packet.marker, packet.payload)
+                digit = self._event_receiver.feed(timestamp, marker, payload)
             except DtmfError:
                 self.packets_dropped += 1
                 return
@@ -399,7 +413,7 @@ class RtpSession:
         """One tick's worth of encoded audio; sent as packets of the negotiated ptime."""
         if self._rtp_transport is None or self.remote_address is None:
             return
-        if not self._uses_inband_dtmf_out() and (self._dtmf_packets or self._dtmf_queue):
+        if (self._dtmf_packets or self._dtmf_queue) and not self._uses_inband_dtmf_out():
             self._send_telephone_event()
             return
         if self._packet_samples == FRAME_SAMPLES and not self._outbound:
@@ -439,14 +453,20 @@ class RtpSession:
         self._sent_since_report = True
 
     def housekeeping(self, now: float) -> None:
-        """RTCP reports when due and dead-peer detection; called by the media clock."""
+        """RTCP reports when due and dead-peer detection; the media clock calls this
+        when ``housekeeping_due`` has passed (traffic only ever moves deadlines later)."""
         if now >= self._next_rtcp:
             self._next_rtcp = now + self.rtcp_interval * self._rng.uniform(0.5, 1.5)
             if self.remote_rtcp_address is not None:
                 self._send_rtcp(now)
-        if (self.dead_peer_timeout is not None and not self._dead_reported
-                and now - self._last_heard >= self.dead_peer_timeout):
-            self._peer_gone("timeout")
+        due = self._next_rtcp
+        if self.dead_peer_timeout is not None and not self._dead_reported:
+            dead_at = self._last_heard + self.dead_peer_timeout
+            if now >= dead_at:
+                self._peer_gone("timeout")
+            else:
+                due = min(due, dead_at)
+        self.housekeeping_due = due
 
     def _peer_gone(self, reason: str) -> None:
         self._dead_reported = True

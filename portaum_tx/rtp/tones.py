@@ -135,9 +135,10 @@ class FaxToneDetector:
         self._gap_min = int(s.cng_gap_min_ms // block_ms)
         self._gap_max = int(-(-s.cng_gap_max_ms // block_ms))
         self._ced_min = int(-(-s.ced_min_ms // block_ms))
+        self._block_number = 0
         self.states = SlotStates(capacity, {
             "cng_on": (np.int32, 0), "cng_miss": (np.int16, 0), "cng_bursts": (np.int16, 0),
-            "cng_since": (np.int32, 1 << 30), "ced_on": (np.int32, 0), "ced_miss": (np.int16, 0),
+            "cng_last_end": (np.int64, -(1 << 40)), "ced_on": (np.int32, 0), "ced_miss": (np.int16, 0),
             "ced_done": (np.bool_, False),
         })
 
@@ -168,21 +169,28 @@ class FaxToneDetector:
 
     def process(self, block: np.ndarray, slots: np.ndarray) -> list[tuple[int, str]]:
         slots = np.asarray(slots, dtype=np.intp)
+        self._block_number += 1
         if len(slots) == 0:
             return []
         self.states.ensure(int(slots.max()) + 1)
         st = self.states
         cng_hit, ced_hit = self.tones_present(block)
+        # Only rows hearing a tone now or in a tone run need their state advanced.
+        busy = np.flatnonzero(cng_hit | ced_hit | (st.cng_on[slots] > 0) | (st.ced_on[slots] > 0))
+        if len(busy) == 0:
+            return []
+        slots = slots[busy]
+        cng_hit = cng_hit[busy]
+        ced_hit = ced_hit[busy]
 
         cng_on, cng_miss, burst = self._track(cng_hit, st.cng_on[slots], st.cng_miss[slots])
-        since = st.cng_since[slots] + 1
+        ended = burst > 0
         bursts = st.cng_bursts[slots]
         valid = (burst >= self._cng_min) & (burst <= self._cng_max)
-        # 'since' counts blocks from the end of the previous burst, dropout blocks included
-        gap = since - burst - self.settings.dropout_blocks - 1
+        # silence between the end of the previous burst and the start of this one
+        gap = self._block_number - st.cng_last_end[slots] - burst - self.settings.dropout_blocks - 1
         in_cadence = (bursts > 0) & (gap >= self._gap_min) & (gap <= self._gap_max)
-        bursts = np.where(valid, np.where(in_cadence, bursts + 1, 1), np.where(burst > 0, 0, bursts))
-        since = np.where(burst > 0, 0, since)
+        bursts = np.where(valid, np.where(in_cadence, bursts + 1, 1), np.where(ended, 0, bursts))
         cng_fire = valid & (bursts >= self.settings.cng_bursts)
         bursts = np.where(cng_fire, 0, bursts)
 
@@ -194,10 +202,10 @@ class FaxToneDetector:
         st.cng_on[slots] = np.minimum(cng_on, 1 << 20)
         st.cng_miss[slots] = cng_miss
         st.cng_bursts[slots] = bursts
-        st.cng_since[slots] = np.minimum(since, 1 << 30)
+        st.cng_last_end[slots] = np.where(ended, self._block_number, st.cng_last_end[slots])
         st.ced_on[slots] = np.minimum(ced_on, 1 << 20)
         st.ced_miss[slots] = ced_miss
         st.ced_done[slots] = done
-        events = [(int(row), CNG) for row in np.flatnonzero(cng_fire)]
-        events += [(int(row), CED) for row in np.flatnonzero(ced_fire)]
+        events = [(int(busy[i]), CNG) for i in np.flatnonzero(cng_fire)]
+        events += [(int(busy[i]), CED) for i in np.flatnonzero(ced_fire)]
         return events
