@@ -40,6 +40,7 @@ from portaum_tx.rtp.stats import ReceiverStatistics
 
 FRAME_SAMPLES = 160  # one media tick of 8 kHz audio
 COMFORT_NOISE_PT = 13
+DIRECTIONS = ("sendrecv", "sendonly", "recvonly", "inactive")
 
 log = Logger()
 
@@ -61,6 +62,7 @@ class MediaParams:
     telephone_event_pt: int | None = 101  # None when the peer did not offer RFC 4733
     ptime: int = 20
     remote_rtcp_address: tuple[str, int] | None = None  # default: RTP port + 1
+    direction: str = "sendrecv"  # ours: sendrecv, sendonly, recvonly or inactive (hold)
 
     def validated(self) -> "MediaParams":
         try:
@@ -70,6 +72,8 @@ class MediaParams:
             raise RtpSessionError(str(e)) from None
         if self.telephone_event_pt is not None and not 96 <= self.telephone_event_pt <= 127:
             raise RtpSessionError(f"telephone-event payload type {self.telephone_event_pt} is not dynamic (96-127)")
+        if self.direction not in DIRECTIONS:
+            raise RtpSessionError(f"media direction {self.direction!r} is not one of {', '.join(DIRECTIONS)}")
         host, port = self.remote_address
         if not isinstance(port, int) or not 0 <= port <= 65535:
             raise RtpSessionError(f"remote RTP port {port!r} is not a port number")
@@ -160,6 +164,8 @@ class RtpSession:
         self._next_rtcp = 0.0
         self._dead_reported = False
         self.housekeeping_due = 0.0  # the media clock calls housekeeping() from then on
+        self._sending = True
+        self._expect_media = True
         self._marker_pending = True
         self._outbound = b""
         self._packet_samples = FRAME_SAMPLES
@@ -199,6 +205,13 @@ class RtpSession:
         self.params = params
         self.codec = codec
         self._packet_samples = samples_per_packet(params.ptime)
+        # on hold (or a c=0.0.0.0 address) nothing is sent and silence from the peer is expected
+        self._sending = params.direction in ("sendrecv", "sendonly") and params.remote_address[0] != "0.0.0.0"
+        self._expect_media = params.direction in ("sendrecv", "recvonly")
+        if not self._sending:
+            self._marker_pending = True
+        self._last_heard = max(self._last_heard, self.clock.seconds())
+        self.housekeeping_due = 0.0
         if not self.latched:
             self.remote_address = params.remote_address
         if not self._rtcp_latched:
@@ -413,6 +426,9 @@ class RtpSession:
         """One tick's worth of encoded audio; sent as packets of the negotiated ptime."""
         if self._rtp_transport is None or self.remote_address is None:
             return
+        if not self._sending:
+            self._timestamp = (self._timestamp + FRAME_SAMPLES) & 0xFFFFFFFF
+            return
         if (self._dtmf_packets or self._dtmf_queue) and not self._uses_inband_dtmf_out():
             self._send_telephone_event()
             return
@@ -460,7 +476,7 @@ class RtpSession:
             if self.remote_rtcp_address is not None:
                 self._send_rtcp(now)
         due = self._next_rtcp
-        if self.dead_peer_timeout is not None and not self._dead_reported:
+        if self.dead_peer_timeout is not None and not self._dead_reported and self._expect_media:
             dead_at = self._last_heard + self.dead_peer_timeout
             if now >= dead_at:
                 self._peer_gone("timeout")

@@ -1,4 +1,5 @@
 import numpy as np
+from hypothesis import given, settings, strategies as st
 from twisted.trial import unittest
 
 from portaum_tx.rtp import tones
@@ -360,3 +361,60 @@ class PortAllocatorTests(unittest.TestCase):
     def test_bad_range(self):
         with self.assertRaisesRegex(RtpSessionError, "no even/odd pair"):
             PortAllocator(FakeUdpReactor(), (5000, 5000))
+
+
+class HoldTests(unittest.TestCase):
+    def test_hold_stops_sending_and_dead_peer_timer_then_resumes(self):
+        rig = Rig()
+        session = rig.session(dead_peer_timeout=5.0)
+        gone = []
+        session.dead_peer_listeners.append(lambda s, reason: gone.append(reason))
+        rig.run(0.1)
+        port = rig.reactor.ports[session.local_port]
+        before = len(port.rtp())
+        session.configure(MediaParams(PEER, direction="inactive"))
+        rig.run(10.0)
+        self.assertEqual((len(port.rtp()), gone), (before, []))
+        session.configure(MediaParams(PEER, direction="sendrecv"))
+        rig.run(0.04)
+        resumed = [p for p, _ in port.rtp()][before:]
+        self.assertEqual([p.marker for p in resumed], [True, False])
+        last = port.rtp()[before - 1][0]
+        # the timestamp kept running during the hold
+        self.assertEqual((resumed[0].timestamp - last.timestamp) & 0xFFFFFFFF, 160 * 501)
+        rig.run(5.1)
+        self.assertEqual(gone, ["timeout"])
+
+    def test_bad_direction(self):
+        with self.assertRaisesRegex(RtpSessionError, "direction 'hold'"):
+            MediaParams(PEER, direction="hold").validated()
+
+
+class RobustnessTests(unittest.TestCase):
+    def test_rtcp_multiplexed_on_the_rtp_port(self):
+        rig = Rig()
+        session = rig.session()
+        peer = FakePeer(session)
+        peer.send(b"\xff" * 160)
+        session.rtp_received(build_rtcp([ReceiverReport(peer.ssrc), Goodbye((peer.ssrc,))]), PEER)
+        self.assertEqual(session.rtcp_packets_received, 1)
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.lists(st.binary(min_size=0, max_size=60), max_size=8), st.booleans())
+    def test_random_datagrams_never_raise(self, datagrams, as_rtcp):
+        rig = Rig()
+        session = rig.session()
+        for data in datagrams:
+            if as_rtcp:
+                session.rtcp_received(data, PEER)
+            else:
+                session.rtp_received(data, PEER)
+            session.rtp_received(b"\x80\x00" + data[:10].ljust(10, b"\x00") + data, PEER)
+        rig.run(0.06)
+        self.assertEqual(len(rig.reactor.ports[session.local_port].rtp()), 3)
+
+    def test_blas_limited_to_one_thread(self):
+        from portaum_tx.rtp.blas import limit_blas_threads
+
+        # numpy here ships OpenBLAS; the call must find it
+        self.assertTrue(limit_blas_threads(1))
