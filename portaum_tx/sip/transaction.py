@@ -566,6 +566,12 @@ class TransactionLayer:
                 if transaction.destination == destination and not transaction.terminated:
                     transaction._transport_failed(exc)
 
+    def shutdown(self) -> None:
+        """Terminate every transaction and cancel its timers (service stop)."""
+        for table in (self._client, self._server):
+            for transaction in list(table.values()):
+                transaction._terminate()
+
     # -- bookkeeping -------------------------------------------------------
 
     def _forget(self, transaction: _Transaction) -> None:
@@ -590,12 +596,14 @@ class TwoXXRetransmitter:
     to T2; over reliable ones it is sent once.  Without an ACK after 64*T1,
     ``on_timeout()`` is called (the dialog should then send BYE).  Call
     :meth:`ack_received` when the ACK arrives and :meth:`stop` to abandon.
+    Pass ``already_sent=True`` when the first copy went out through
+    :meth:`ServerTransaction.respond` (otherwise the peer gets it twice).
     """
 
     def __init__(self, clock: IReactorTime, send: SendFunction, response: Response,
                  destination: Destination, reliable: bool,
                  on_timeout: Callable[[], None] | None = None,
-                 timers: TimerSettings = TimerSettings()):
+                 timers: TimerSettings = TimerSettings(), already_sent: bool = False):
         self.clock = clock
         self.send = send
         self.response = response
@@ -607,7 +615,8 @@ class TwoXXRetransmitter:
         self.running = True
         self._interval = timers.t1
         self._retransmit_call: IDelayedCall | None = None
-        self._send()
+        if not already_sent:
+            self._send()
         if not reliable:
             self._retransmit_call = clock.callLater(self._interval, self._retransmit)
         self._timeout_call = clock.callLater(timers.timeout, self._timeout)

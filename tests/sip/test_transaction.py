@@ -173,6 +173,15 @@ class ClientInviteTests(unittest.TestCase):
         self.assertTrue(txn.terminated)
         self.assertFalse(other.terminated)
 
+    def test_shutdown_cancels_everything(self):
+        self.start()
+        self.h.layer.receive(parse_message(request("OPTIONS", branch="z9hG4bKin").serialize()),
+                             PEER, False)
+        self.assertEqual((self.h.layer.client_transactions, self.h.layer.server_transactions), (1, 1))
+        self.h.layer.shutdown()
+        self.assertEqual((self.h.layer.client_transactions, self.h.layer.server_transactions), (0, 0))
+        self.assertEqual(self.h.clock.getDelayedCalls(), [])
+
     def test_cancel_waits_for_provisional(self):
         txn = self.start()
         cancel_responses = []
@@ -540,6 +549,14 @@ class TwoXXRetransmitterTests(unittest.TestCase):
         self.advance(40)
         self.assertEqual(self.sent, [0])
         self.assertEqual(self.timeouts, [1])
+
+    def test_already_sent(self):
+        retransmitter = TwoXXRetransmitter(
+            self.clock, lambda m, d: self.sent.append(self.clock.seconds()), self.response, PEER,
+            False, None, TimerSettings(), already_sent=True)
+        advance_to(self.clock, 2)
+        retransmitter.stop()
+        self.assertEqual(self.sent, [0.5, 1.5])
 
     def test_send_errors_tolerated(self):
         def failing(message, destination):
