@@ -15,6 +15,10 @@ from twisted.internet import defer
 from portaum_tx.rtp.dtmf import DtmfDigit
 
 
+class BridgeError(RuntimeError):
+    """A bridge connected twice."""
+
+
 class _Direction:
     """Consumer on one leg, source on the other."""
 
@@ -58,7 +62,7 @@ class Bridge:
         """Connect the legs; the Deferred fires with the session that hung up first,
         or None when the bridge was stopped."""
         if self._deferred is not None:
-            raise RuntimeError("bridge already connected")
+            raise BridgeError("bridge already connected")
         self._deferred = defer.Deferred(lambda d: self._ended(None, cancelled=True))
         deferred = self._deferred
         for direction in self._directions:

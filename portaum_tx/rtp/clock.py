@@ -167,12 +167,18 @@ class MediaClock:
         # 2. detectors over the stacked block
         if len(self._dtmf_rows):
             rows = self._dtmf_rows
-            for row, digit in self.dtmf_detector.process(pcm[rows], self._slots[rows]):
-                sessions[rows[row]].emit_dtmf(DtmfDigit(digit, "inband"))
+            block, slots = (pcm, self._slots) if len(rows) == count else (pcm[rows], self._slots[rows])
+            for row, digit in self.dtmf_detector.process(block, slots):
+                session = sessions[rows[row]]
+                if not session.closed:
+                    session.emit_dtmf(DtmfDigit(digit, "inband"))
         if len(self._fax_rows):
             rows = self._fax_rows
-            for row, tone in self.fax_detector.process(pcm[rows], self._slots[rows]):
-                sessions[rows[row]].emit_fax_tone(tone)
+            block, slots = (pcm, self._slots) if len(rows) == count else (pcm[rows], self._slots[rows])
+            for row, tone in self.fax_detector.process(block, slots):
+                session = sessions[rows[row]]
+                if not session.closed:
+                    session.emit_fax_tone(tone)
 
         # 3. consumers
         for index, session in enumerate(sessions):

@@ -35,6 +35,10 @@ class AuFormatError(ValueError):
     """A file that is not a Sun .au file of 8 kHz mono G.711."""
 
 
+class PlayerError(ValueError):
+    """Something that cannot be played."""
+
+
 def parse_au(data: bytes, name: str = "audio") -> tuple[G711Codec, bytes]:
     """(codec, encoded samples) of an .au file's content."""
     if len(data) < AU_HEADER.size:
@@ -173,18 +177,19 @@ class Player:
         if isinstance(item, Tone):
             prompt = Prompt.from_pcm(item.pcm, item.name)
             return prompt, prompt.samples, False
-        raise TypeError(f"cannot play {item!r}: expected a Prompt, an .au path, Silence, Tone or MusicOnHold")
+        raise PlayerError(f"cannot play {item!r}: expected a Prompt, an .au path, Silence, Tone or MusicOnHold")
 
     def play(self, items, barge_in: bool | str = False) -> defer.Deferred:
         """Start playing; the Deferred fires with a PlaybackResult. ``barge_in`` is
         True (any digit interrupts), a string of the digits that interrupt, or False.
         Cancelling the Deferred stops the playback."""
+        segments = [self._segment(item) for item in items]
+        segments = [s for s in segments if s[1] > 0 or s[2]]
+        if any(loop and samples == 0 for _, samples, loop in segments):
+            raise PlayerError("music on hold needs audio to loop")
         if self._deferred is not None:
             self._finish(STOPPED)
-        segments = [self._segment(item) for item in items]
-        self._segments = [s for s in segments if s[1] > 0 or s[2]]
-        if any(loop and samples == 0 for _, samples, loop in self._segments):
-            raise ValueError("music on hold needs audio to loop")
+        self._segments = segments
         self._index = self._offset = self._played = 0
         self._barge_in = barge_in
         self._deferred = defer.Deferred(lambda d: self._finish(STOPPED, cancelled=True))

@@ -25,6 +25,10 @@ HANGUP = "hangup"
 STOPPED = "stopped"
 
 
+class RecorderError(RuntimeError):
+    """A recorder started twice."""
+
+
 @dataclass(frozen=True)
 class RecordingResult:
     pcm: np.ndarray = field(repr=False)  # int16, 8 kHz mono
@@ -76,7 +80,7 @@ class Recorder:
         """Start recording; the Deferred fires with a RecordingResult. Cancelling it
         stops the recording and discards the audio."""
         if self._deferred is not None:
-            raise RuntimeError("recorder already running")
+            raise RecorderError("recorder already running")
         self._frames = []
         self._silent_run = 0
         self._deferred = defer.Deferred(lambda d: self._finish(STOPPED, cancelled=True))

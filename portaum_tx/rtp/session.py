@@ -218,6 +218,16 @@ class RtpSession:
             self.remote_rtcp_address = params.remote_rtcp_address
         self.media_clock.session_changed(self)
 
+    def set_inband_dtmf(self, enabled: bool | None) -> None:
+        """Force in-band DTMF detection on or off; None restores the default."""
+        self._inband_choice = enabled
+        self.media_clock.session_changed(self)
+
+    def set_fax_detection(self, enabled: bool) -> None:
+        """Listen for CNG/CED fax tones in the inbound audio."""
+        self.fax_detection = enabled
+        self.media_clock.session_changed(self)
+
     def attach_transports(self, rtp_transport, rtcp_transport, local_port: int) -> None:
         self._rtp_transport = rtp_transport
         self._rtcp_transport = rtcp_transport
@@ -225,6 +235,8 @@ class RtpSession:
 
     def start(self) -> None:
         """Start sending and receiving: register with the media clock."""
+        if self.closed:
+            raise RtpSessionError("session is closed")
         if self.started:
             raise RtpSessionError("session already started")
         if self.params is None:

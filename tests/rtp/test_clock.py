@@ -128,6 +128,14 @@ class TickTests(unittest.TestCase):
                 peer.send(PCMU.encode(cng[start:start + 160]))
             rig.run(0.02)
         self.assertEqual(heard, {watching: ["CNG", "CNG"], ignoring: []})
+        # switched on later (a fax application taking the call), the other one hears it too
+        ignoring.set_fax_detection(True)
+        watching.set_fax_detection(False)
+        for start in range(0, len(cng), 160):
+            for peer in peers:
+                peer.send(PCMU.encode(cng[start:start + 160]))
+            rig.run(0.02)
+        self.assertEqual(heard, {watching: ["CNG", "CNG"], ignoring: ["CNG", "CNG"]})
 
     def test_listener_closing_a_session_mid_tick(self):
         rig = Rig()

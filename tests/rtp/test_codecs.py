@@ -134,3 +134,14 @@ class G711Tests(unittest.TestCase):
         self.assertEqual([len(p) for p in padded], [240, 240, 240])
         self.assertEqual(padded[-1][120:], b"\xff" * 120)
         self.assertEqual(b"".join(packetize(data, 10)), data)
+
+    def test_decode_then_encode_is_lossless(self):
+        # a bridge between two legs of the same codec decodes and re-encodes every frame
+        codes = np.arange(256, dtype=np.uint8)
+        for codec in (PCMU, PCMA):
+            reencoded = codec.encode_array(codec.decode_array(codes))
+            if codec is PCMU:
+                # 0x7F (-0) and 0xFF (+0) both decode to 0, which encodes as +0
+                self.assertEqual(int(reencoded[0x7F]), 0xFF)
+                reencoded[0x7F] = 0x7F
+            np.testing.assert_array_equal(reencoded, codes)

@@ -8,7 +8,7 @@ from portaum_tx.rtp import tones
 from portaum_tx.rtp.codecs import PCMA, PCMU
 from portaum_tx.rtp.dtmf import TelephoneEvent
 from portaum_tx.rtp.player import (
-    AuFormatError, MusicOnHold, Player, Prompt, PromptCache, Silence, Tone, build_au, parse_au,
+    AuFormatError, MusicOnHold, Player, PlayerError, Prompt, PromptCache, Silence, Tone, build_au, parse_au,
 )
 from portaum_tx.rtp.session import MediaParams
 from tests.rtp.fakes import PEER, FakePeer, Rig
@@ -132,6 +132,13 @@ class PlayerTests(unittest.TestCase):
         self.assertEqual(results[1].reason, "hangup")
         late = other.play([Silence(20)])
         self.assertEqual(self.successResultOf(late).reason, "hangup")
+
+    def test_unplayable_items(self):
+        with self.assertRaisesRegex(PlayerError, "cannot play 42"):
+            self.player.play([Silence(20), 42])
+        with self.assertRaisesRegex(PlayerError, "needs audio"):
+            self.player.play([MusicOnHold(Silence(0))])
+        self.assertFalse(self.player.playing)
 
     def test_back_to_back_plays_leave_no_gap(self):
         first = Prompt(PCMU, b"\x41" * 320)

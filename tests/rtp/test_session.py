@@ -334,6 +334,9 @@ class LifecycleTests(unittest.TestCase):
         started = rig.session()
         with self.assertRaisesRegex(RtpSessionError, "already"):
             started.start()
+        started.close()
+        with self.assertRaisesRegex(RtpSessionError, "closed"):
+            started.start()
 
 
 class PortAllocatorTests(unittest.TestCase):
