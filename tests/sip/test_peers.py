@@ -3,7 +3,9 @@
 Offline: messages captured from baresip 1.0 and SIPp 3.6 (data/peers/) are
 parsed, validated and answered.  Live: SIPp's built-in "uac" scenario calls
 a small UAS assembled from this package's parser, validator, transaction
-layer and SDP answerer, over UDP and over TCP.  The live tests need SIPp
+layer and SDP answerer, over UDP and over TCP; SIPp registers through a
+Digest challenge (its own MD5 implementation against DigestServer); and
+client transactions place a call to SIPp's "uas" scenario.  The live tests need SIPp
 (Debian package ``sip-tester``); without it they are skipped with that
 reason, unless PORTAUM_REQUIRE_PEERS=1 makes its absence a failure.
 """
@@ -12,12 +14,17 @@ import os
 import shutil
 import socket
 
-from twisted.internet import defer, protocol, reactor
+from twisted.internet import defer, protocol, reactor, task
 from twisted.trial import unittest
 
-from portaum_tx.sip.message import StreamFramer, make_response, parse_message
-from portaum_tx.sip.sdp import LocalCapabilities, Origin, answer_offer, parse_sdp
-from portaum_tx.sip.transaction import TransactionLayer, TwoXXRetransmitter
+from portaum_tx.sip.digest import (
+    DigestError, DigestServer, VerifyResult, compute_ha1, parse_credentials,
+)
+from portaum_tx.sip.message import Request, StreamFramer, make_response, parse_message
+from portaum_tx.sip.sdp import (
+    LocalCapabilities, Origin, answer_offer, make_offer, parse_sdp, read_answer,
+)
+from portaum_tx.sip.transaction import TransactionLayer, TwoXXRetransmitter, new_branch
 from portaum_tx.sip.validate import check_request
 
 PEERS = os.path.join(os.path.dirname(__file__), "data", "peers")
@@ -66,6 +73,24 @@ class MiniUAS:
         self.methods = []
         self.retransmitters = {}
         self.rejections = []
+        self.digest: DigestServer | None = None
+        self.auth_results = []
+
+    def register(self, request):
+        """401 with a challenge, then 200 or 403 by the Digest credentials."""
+        header = request.get("Authorization")
+        if header is None:
+            return make_response(request, 401, to_tag="uas1", headers=[
+                ("WWW-Authenticate", value) for value in self.digest.challenge()])
+        try:
+            credentials = parse_credentials(header)
+        except DigestError:
+            return make_response(request, 403, to_tag="uas1")
+        ha1 = {algorithm: compute_ha1("alice", self.digest.realm, "wonderland", algorithm)
+               for algorithm in ("MD5", "SHA-256")}
+        result = self.digest.verify(credentials, request.method, ha1)
+        self.auth_results.append((credentials.uri, result))
+        return make_response(request, 200 if result is VerifyResult.OK else 403, to_tag="uas1")
 
     def receive(self, data_or_message, source):
         message = parse_message(data_or_message) if isinstance(data_or_message, bytes) \
@@ -83,6 +108,9 @@ class MiniUAS:
         if error is not None:
             self.rejections.append(error)
             transaction.respond(error.build(request, "uas1"))
+            return
+        if request.method == "REGISTER" and self.digest is not None:
+            transaction.respond(self.register(request))
             return
         if request.method != "INVITE":
             transaction.respond(make_response(request, 200, to_tag="uas1"))
@@ -154,9 +182,9 @@ class LiveSipp(unittest.TestCase):
                 self.fail("SIPp (Debian package sip-tester) is required but not installed")
             raise unittest.SkipTest("SIPp (Debian package sip-tester) is not installed")
 
-    def run_sipp(self, port, transport_mode):
+    def run_sipp(self, port, transport_mode, scenario=("-sn", "uac")):
         process = SippProcess()
-        args = [self.sipp, "-sn", "uac", "127.0.0.1:%d" % port, "-m", "1", "-nostdin",
+        args = [self.sipp, *scenario, "127.0.0.1:%d" % port, "-m", "1", "-nostdin",
                 "-i", "127.0.0.1", "-p", str(free_port(socket.SOCK_DGRAM)),
                 "-t", transport_mode, "-timeout", "20s", "-timeout_error",
                 "-trace_err", "-error_file", os.path.abspath("sipp-errors.log")]
@@ -194,3 +222,67 @@ class LiveSipp(unittest.TestCase):
         self.assertEqual(exit_code, 0, process.output[-2000:])
         self.assertEqual(factory.uas_list[0].methods, ["INVITE", "ACK", "BYE"])
         self.assertTrue(all(r.acked for r in factory.uas_list[0].retransmitters.values()))
+
+    @defer.inlineCallbacks
+    def test_register_with_digest(self):
+        # SIPp computes MD5 Digest responses only, so the realm offers MD5 alone.
+        endpoint = UDPEndpoint()
+        endpoint.uas.digest = DigestServer("example.com", b"test-secret", algorithms=("MD5",))
+        port = reactor.listenUDP(0, endpoint, interface="127.0.0.1")
+        self.addCleanup(port.stopListening)
+        self.addCleanup(endpoint.uas.stop)
+        scenario = ("-sf", os.path.join(PEERS, "register-digest.xml"))
+        process = self.run_sipp(port.getHost().port, "u1", scenario)
+        exit_code = yield process.done
+        self.assertEqual(exit_code, 0, process.output[-2000:])
+        self.assertEqual(endpoint.uas.methods, ["REGISTER", "REGISTER"])
+        self.assertEqual(endpoint.uas.auth_results,
+                         [("sip:127.0.0.1:%d" % port.getHost().port, VerifyResult.OK)])
+
+    @defer.inlineCallbacks
+    def test_outgoing_call_to_sipp_uas(self):
+        sipp_port = free_port(socket.SOCK_DGRAM)
+        process = SippProcess()
+        reactor.spawnProcess(process, self.sipp, [
+            self.sipp, "-sn", "uas", "-i", "127.0.0.1", "-p", str(sipp_port), "-m", "1",
+            "-nostdin", "-timeout", "20s", "-timeout_error"], env={"PATH": "/usr/bin:/bin"},
+            path=os.getcwd())
+        endpoint = UDPEndpoint()
+        port = reactor.listenUDP(0, endpoint, interface="127.0.0.1")
+        self.addCleanup(port.stopListening)
+        self.addCleanup(endpoint.uas.stop)
+        layer = endpoint.uas.layer
+        peer = ("127.0.0.1", sipp_port)
+        local = "127.0.0.1:%d" % port.getHost().port
+        yield task.deferLater(reactor, 0.5, lambda: None)     # let SIPp bind
+
+        offer = make_offer(LocalCapabilities("127.0.0.1", 41000), Origin(address="127.0.0.1"))
+        invite = Request("INVITE", "sip:service@%s:%d" % peer, [
+            ("Via", "SIP/2.0/UDP %s;branch=%s;rport" % (local, new_branch())),
+            ("Max-Forwards", "70"), ("From", "<sip:ivr@%s>;tag=uac1" % local),
+            ("To", "<sip:service@%s:%d>" % peer), ("Call-ID", "outgoing-1@127.0.0.1"),
+            ("CSeq", "1 INVITE"), ("Contact", "<sip:ivr@%s>" % local),
+            ("Content-Type", "application/sdp")], body=offer.serialize())
+        statuses = []
+        invite_txn = layer.send_request(invite, peer, False, lambda t, r: statuses.append(r.status))
+        ok = yield invite_txn.final
+        self.assertEqual(ok.status, 200)
+        negotiation = read_answer(offer, parse_sdp(ok.body))
+        self.assertEqual(negotiation.audio.codec, "PCMU")
+
+        target = ok.contact[0].uri
+        ack = Request("ACK", target, [
+            ("Via", "SIP/2.0/UDP %s;branch=%s;rport" % (local, new_branch())),
+            ("Max-Forwards", "70"), ("From", invite.get("From")), ("To", ok.get("To")),
+            ("Call-ID", invite.call_id), ("CSeq", "1 ACK")])
+        endpoint.transport.write(ack.serialize(), peer)
+        bye = Request("BYE", target, [
+            ("Via", "SIP/2.0/UDP %s;branch=%s;rport" % (local, new_branch())),
+            ("Max-Forwards", "70"), ("From", invite.get("From")), ("To", ok.get("To")),
+            ("Call-ID", invite.call_id), ("CSeq", "2 BYE")])
+        bye_response = yield layer.send_request(bye, peer, False).final
+        self.assertEqual(bye_response.status, 200)
+        exit_code = yield process.done
+        self.assertEqual(exit_code, 0, process.output[-2000:])
+        self.assertEqual(statuses[-1], 200)
+        self.assertIn(180, statuses)
