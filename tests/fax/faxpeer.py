@@ -4,6 +4,7 @@ Everything runs in-process on a task.Clock: a fake UDPTL link with loss and
 reordering for T.38, and a sample-exact audio loop for G.711-style fax.
 """
 
+import io
 import random
 
 import numpy as np
@@ -63,12 +64,41 @@ def photo_page(rows):
     return page
 
 
+_STANDARD_PAGES = {}
+
+
+def standard_pages(y_dpi):
+    """Text, dense and photo pages of A4 length; drawn once per resolution."""
+    if y_dpi not in _STANDARD_PAGES:
+        rows = A4_ROWS_STANDARD if y_dpi == 98 else A4_ROWS_FINE
+        _STANDARD_PAGES[y_dpi] = [text_page(rows), dense_page(rows), photo_page(rows)]
+    return [page.copy() for page in _STANDARD_PAGES[y_dpi]]
+
+
+_STANDARD_FILES = {}
+
+
 def write_document(path, y_dpi=98, compression="group4", pages=None):
-    rows = A4_ROWS_STANDARD if y_dpi == 98 else A4_ROWS_FINE
-    pages = pages or [text_page(rows), dense_page(rows), photo_page(rows)]
-    # Min-is-white, as fax machines code it (Pillow's default is min-is-black).
-    pages[0].save(path, format="TIFF", compression=compression, save_all=True,
-                  append_images=pages[1:], dpi=(204, y_dpi), tiffinfo={262: 0})
+    """Save pages (default: standard_pages) as a min-is-white G3/G4 TIFF; return them."""
+    key = (y_dpi, compression)
+    if pages is None and key in _STANDARD_FILES:
+        data = _STANDARD_FILES[key]
+        pages = standard_pages(y_dpi)
+    else:
+        cache = pages is None
+        pages = pages or standard_pages(y_dpi)
+        buffer = io.BytesIO()
+        # Min-is-white, as fax machines code it (Pillow's default is min-is-black).
+        pages[0].save(buffer, format="TIFF", compression=compression, save_all=True,
+                      append_images=pages[1:], dpi=(204, y_dpi), tiffinfo={262: 0})
+        data = buffer.getvalue()
+        if cache:
+            _STANDARD_FILES[key] = data
+    if hasattr(path, "write"):
+        path.write(data)
+    else:
+        with open(path, "wb") as out:
+            out.write(data)
     return pages
 
 
