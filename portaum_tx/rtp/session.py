@@ -14,8 +14,8 @@ of consumers (what is received: recorder, bridge, mixer) and listen for digits.
 
 from __future__ import annotations
 
+import ipaddress
 import random
-import struct
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Protocol
 
@@ -77,6 +77,11 @@ class MediaParams:
         host, port = self.remote_address
         if not isinstance(port, int) or not 0 <= port <= 65535:
             raise RtpSessionError(f"remote RTP port {port!r} is not a port number")
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            # sendto() with a name would resolve it on every packet, blocking the reactor
+            raise RtpSessionError(f"remote RTP host {host!r} is not an IP address (resolve it first)") from None
         if self.remote_rtcp_address is None:
             return replace(self, remote_rtcp_address=(host, port + 1))
         return self
@@ -155,6 +160,8 @@ class RtpSession:
         self.octets_sent = 0
         self.packets_received = 0
         self.packets_dropped = 0
+        self.send_errors = 0
+        self._sendto = None
         self.rtcp_sent = 0
         self.rtcp_packets_received = 0
         self._sent_since_report = False
@@ -232,6 +239,11 @@ class RtpSession:
         self._rtp_transport = rtp_transport
         self._rtcp_transport = rtcp_transport
         self.local_port = local_port
+        # A real UDP port: send with the socket directly. Port.write() re-validates the
+        # address on every packet, which is a large share of the per-packet cost; the
+        # address was validated once, when it was configured or latched.
+        sock = getattr(rtp_transport, "socket", None)
+        self._sendto = getattr(sock, "sendto", None)
 
     def start(self) -> None:
         """Start sending and receiving: register with the media clock."""
@@ -475,7 +487,16 @@ class RtpSession:
         header = RTP_HEADER.pack(0x80, (0x80 if marker else 0) | payload_type,
                                  self._sequence, timestamp, self.ssrc)
         self._sequence = (self._sequence + 1) & 0xFFFF
-        self._rtp_transport.write(header + payload, self.remote_address)
+        if self._sendto is not None:
+            try:
+                self._sendto(header + payload, self.remote_address)
+            except OSError:
+                # ICMP unreachable reported back, or the socket buffer is full: RTP is
+                # best effort, the packet is dropped
+                self.send_errors += 1
+                return
+        else:
+            self._rtp_transport.write(header + payload, self.remote_address)
         self.packets_sent += 1
         self.octets_sent += len(payload)
         self._sent_since_report = True

@@ -421,3 +421,34 @@ class RobustnessTests(unittest.TestCase):
 
         # numpy here ships OpenBLAS; the call must find it
         self.assertTrue(limit_blas_threads(1))
+
+
+class SocketSendTests(unittest.TestCase):
+    def test_real_socket_is_used_directly_and_errors_counted(self):
+        rig = Rig()
+        session = rig.session()
+        sent = []
+
+        class Socket:
+            def __init__(self):
+                self.fail = False
+
+            def sendto(self, data, addr):
+                if self.fail:
+                    raise ConnectionRefusedError("port unreachable")
+                sent.append((data, addr))
+
+        sock = Socket()
+        port = rig.reactor.ports[session.local_port]
+        port.socket = sock
+        session.attach_transports(port, rig.reactor.ports[session.local_port + 1], session.local_port)
+        rig.run(0.04)
+        self.assertEqual([addr for _, addr in sent], [PEER, PEER])
+        self.assertEqual(port.written, [])
+        sock.fail = True
+        rig.run(0.04)
+        self.assertEqual(session.send_errors, 2)
+
+    def test_host_names_are_refused(self):
+        with self.assertRaisesRegex(RtpSessionError, "'pbx.example' is not an IP address"):
+            MediaParams(("pbx.example", 4000)).validated()
