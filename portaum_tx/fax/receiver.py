@@ -9,6 +9,7 @@ this class bounds the call and reports a FaxResult through `done`.
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable
 
@@ -32,6 +33,7 @@ _LIMIT_PAGES = "page limit reached"
 _LIMIT_PAGE_SIZE = "page too large"
 _LIMIT_TIMEOUT = "overall fax timeout"
 _HANG_UP = "call hung up"
+_ENGINE_ERROR = "fax engine error"
 
 # Post-message commands after which the sender has nothing more (EOP, PRI-EOP).
 _T30_END_OF_PROCEDURE = (0x2E, 0x3E)
@@ -96,6 +98,7 @@ class FaxReceiver:
             udptl_error_recovery = t38.udptl_mode
             max_datagram = t38.max_datagram
             transferred_tcf = t38.rate_management == RATE_TRANSFERRED_TCF
+        self._lib = spandsp.load_library() if lib is None else lib
         self._started = clock.seconds()
         self._ticks = 0
         self._held_ticks = 0
@@ -111,11 +114,11 @@ class FaxReceiver:
             self._udptl_out = UdptlSender(redundancy=udptl_redundancy,
                                           mode=udptl_error_recovery,
                                           max_datagram=max_datagram)
-            self._terminal = spandsp.T38Terminal(False, self._send_ifp, lib=lib,
+            self._terminal = spandsp.T38Terminal(False, self._send_ifp, lib=self._lib,
                                                  max_datagram=max_datagram,
                                                  transferred_tcf=transferred_tcf)
         else:
-            self._terminal = spandsp.AudioFax(False, lib=lib)
+            self._terminal = spandsp.AudioFax(False, lib=self._lib)
         t30 = self._terminal.t30
         if local_ident:
             t30.set_local_ident(local_ident)
@@ -146,7 +149,40 @@ class FaxReceiver:
             if self.malformed_datagrams <= 5:
                 self.log.info("fax: dropping malformed UDPTL datagram: {error}", error=str(e))
             return
-        self._deliver_ifps(packets)
+        with self._contained():
+            self._deliver_ifps(packets)
+
+    def rx_audio(self, samples: np.ndarray) -> np.ndarray:
+        if self._finished:
+            return np.zeros(TICK_SAMPLES, dtype=np.int16)
+        out = np.zeros(len(samples), dtype=np.int16)
+        with self._contained():
+            self._terminal.rx(samples)
+            out = self._terminal.tx(len(samples))
+            self._ticks += 1
+            self._after_spandsp()
+        return out
+
+    def tick(self) -> None:
+        if self._finished:
+            return
+        with self._contained():
+            self._tick()
+
+    def stop(self) -> None:
+        """Hang-up: end now and deliver whatever pages arrived, marked incomplete."""
+        self._abort(_HANG_UP)
+
+    # --- internals ---------------------------------------------------------
+
+    @contextmanager
+    def _contained(self):
+        """A failure inside one fax call ends that call, never the shared media tick."""
+        try:
+            yield
+        except Exception:   # noqa: BLE001 - reported through done and the log
+            self.log.failure("fax reception failed")
+            self._abort(_ENGINE_ERROR)
 
     def _deliver_ifps(self, packets) -> None:
         for seq, ifp in packets:
@@ -155,18 +191,7 @@ class FaxReceiver:
                 break
         self._after_spandsp()
 
-    def rx_audio(self, samples: np.ndarray) -> np.ndarray:
-        if self._finished:
-            return np.zeros(TICK_SAMPLES, dtype=np.int16)
-        self._terminal.rx(samples)
-        out = self._terminal.tx(len(samples))
-        self._ticks += 1
-        self._after_spandsp()
-        return out
-
-    def tick(self) -> None:
-        if self._finished:
-            return
+    def _tick(self) -> None:
         if self.mode == MODE_T38:
             if self._udptl_in.holding:
                 self._held_ticks += 1
@@ -180,10 +205,6 @@ class FaxReceiver:
             self._terminal.advance(TICK_SAMPLES)
             self._ticks += 1
         self._after_spandsp()
-
-    def stop(self) -> None:
-        """Hang-up: end now and deliver whatever pages arrived, marked incomplete."""
-        self._abort(_HANG_UP)
 
     # --- spandsp callbacks: record only, act after spandsp returns ------------
 
@@ -235,7 +256,10 @@ class FaxReceiver:
             return
         self._abort_reason = reason
         if self._phase_e_code is None:
-            self._terminal.t30.terminate()
+            try:
+                self._terminal.t30.terminate()
+            except Exception:   # noqa: BLE001 - the call is ending either way
+                self.log.failure("fax: terminating T.30 failed")
             if self._phase_e_code is None:
                 self._phase_e_code = spandsp.T30_ERR_CALLDROPPED
         self._finish()
@@ -247,23 +271,32 @@ class FaxReceiver:
         if self._timeout_call is not None and self._timeout_call.active():
             self._timeout_call.cancel()
         self._timeout_call = None
-        t30 = self._terminal.t30
-        stats = t30.stats()
-        remote_ident = t30.remote_ident() or self._remote_ident
-        pages = max(stats.pages_rx, self._pages)
+        stats, remote_ident = self._last_stats, self._remote_ident
+        try:
+            t30 = self._terminal.t30
+            stats = t30.stats()
+            remote_ident = t30.remote_ident() or remote_ident
+        except Exception:   # noqa: BLE001 - report what is known rather than nothing
+            self.log.failure("fax: reading final T.30 statistics failed")
+        finally:
+            # Closing frees spandsp's state, which also closes the TIFF it wrote.
+            self._terminal.close()
+        pages = max(stats.pages_rx if stats else 0, self._pages)
         code = self._phase_e_code
-        # Closing frees spandsp's state, which also closes the TIFF it wrote.
-        self._terminal.close()
-        text = spandsp.completion_code_text(code, self._terminal._lib)
+        text = spandsp.completion_code_text(code, self._lib)
         if self._abort_reason is not None:
             text = f"{self._abort_reason} ({text})"
         tiff_path = self.tiff_path if pages > 0 and os.path.exists(self.tiff_path) else None
         if tiff_path is None and os.path.exists(self.tiff_path):
             os.unlink(self.tiff_path)
-        page_stats = stats if stats.x_dpi else (self._last_stats or stats)
+        # Resolution is that of the pages; after a hang-up spandsp may have reset it.
+        page_stats = stats if stats and stats.x_dpi else self._last_stats
         result = FaxResult(
-            pages=pages, remote_ident=remote_ident, bit_rate=stats.bit_rate,
-            x_dpi=page_stats.x_dpi, y_dpi=page_stats.y_dpi, ecm=stats.ecm,
+            pages=pages, remote_ident=remote_ident,
+            bit_rate=stats.bit_rate if stats else 0,
+            x_dpi=page_stats.x_dpi if page_stats else 0,
+            y_dpi=page_stats.y_dpi if page_stats else 0,
+            ecm=bool(stats and stats.ecm),
             duration=self.clock.seconds() - self._started,
             completion_code=code, completion_text=text,
             complete=(code == spandsp.T30_ERR_OK and self._abort_reason is None

@@ -272,9 +272,10 @@ class T30:
 
 class _SpandspObject:
     def __init__(self, lib):
+        self.closed = True          # until the C state exists
+        self._state = None
         self._lib = lib if lib is not None else load_library()
         self._callbacks: dict[str, object] = {}
-        self.closed = False
         self.callback_errors: list[BaseException] = []
 
     def _guard(self, function, failure_value):
@@ -318,6 +319,7 @@ class T38Terminal(_SpandspObject):
         self._state = self._lib.t38_terminal_init(None, int(calling), self._tx, None)
         if not self._state:
             raise SpandspError("t38_terminal_init failed")
+        self.closed = False
         self._core = self._lib.t38_terminal_get_t38_core_state(self._state)
         self._lib.t38_terminal_set_config(
             self._state, 0 if paced else T38_TERMINAL_OPTION_NO_PACING)
@@ -348,7 +350,8 @@ class T38Terminal(_SpandspObject):
     def close(self) -> None:
         if not self.closed:
             self.closed = True
-            self._lib.t38_terminal_free(self._state)
+            if self._state:
+                self._lib.t38_terminal_free(self._state)
             self._state = None
 
 
@@ -362,6 +365,7 @@ class AudioFax(_SpandspObject):
         self._state = self._lib.fax_init(None, int(calling))
         if not self._state:
             raise SpandspError("fax_init failed")
+        self.closed = False
         # Always produce a full buffer, silence when idle, so the RTP stream keeps timing.
         self._lib.fax_set_transmit_on_idle(self._state, 1)
         self.t30 = T30(self._lib, self._lib.fax_get_t30_state(self._state), self)
@@ -388,5 +392,6 @@ class AudioFax(_SpandspObject):
     def close(self) -> None:
         if not self.closed:
             self.closed = True
-            self._lib.fax_free(self._state)
+            if self._state:
+                self._lib.fax_free(self._state)
             self._state = None

@@ -222,6 +222,21 @@ class T38ReceptionTests(FaxReceptionMixin, unittest.TestCase):
                         send_datagram=lambda datagram: None)
         self.assertEqual(self.clock.getDelayedCalls(), [])
 
+    def test_transport_failure_ends_only_this_fax(self):
+        def broken_transport(datagram):
+            raise OSError("socket closed")
+
+        receiver = FaxReceiver(self.clock, os.path.join(self.dir, "rx.tif"),
+                               send_datagram=broken_transport)
+        results = []
+        receiver.done.addCallback(results.append)
+        for _ in range(100):
+            receiver.tick()          # must not raise into the media clock
+        [result] = results
+        self.assertFalse(result.complete)
+        self.assertIn("fax engine error", result.completion_text)
+        self.assertEqual(len(self.flushLoggedErrors(OSError)), 1)
+
     def test_outgoing_datagrams_are_udptl(self):
         sent = []
         receiver = FaxReceiver(self.clock, os.path.join(self.dir, "rx.tif"),
