@@ -15,7 +15,8 @@ FRAME_IDLE = 2  # nothing to play (not started, silence suppression, peer gone)
 
 class JitterBuffer:
     def __init__(self, silence_byte: int, frame_samples: int = 160, depth_frames: int = 2,
-                 max_packets: int = 64, resync_after_idle: int = 3):
+                 max_packets: int = 64, resync_after_idle: int = 3, excess_frames: int = 3,
+                 excess_pops: int = 50):
         self.frame_samples = frame_samples
         self.depth_frames = depth_frames
         self.max_packets = max_packets
@@ -29,6 +30,13 @@ class JitterBuffer:
         self._highest_end = 0
         self.late = 0
         self.resyncs = 0
+        self.dropped_frames = 0
+        # A sender whose clock runs faster than ours fills the buffer slowly; when it
+        # stays more than excess_frames above the target depth for excess_pops frames
+        # in a row, one frame is dropped to bring the delay back.
+        self._excess_limit = (depth_frames + excess_frames) * frame_samples
+        self._excess_pops = excess_pops
+        self._excess_run = 0
 
     def set_silence_byte(self, silence_byte: int) -> None:
         """The codec changed (re-INVITE): what was buffered belongs to the old one."""
@@ -83,6 +91,14 @@ class JitterBuffer:
             return self._silence, FRAME_IDLE
         start = self._next
         size = self.frame_samples
+        if self._highest_end - start > self._excess_limit:
+            self._excess_run += 1
+            if self._excess_run >= self._excess_pops:
+                self._excess_run = 0
+                self._drop_frame(start)
+                start = self._next
+        else:
+            self._excess_run = 0
         self._next = start + size
         payload = self._packets.pop(start, None)
         if payload is not None and len(payload) == size:
@@ -119,6 +135,17 @@ class JitterBuffer:
             return self._silence, FRAME_IDLE
         self._idle_pops = 0
         return bytes(frame), FRAME_LOST
+
+    def _drop_frame(self, start: int) -> None:
+        end = start + self.frame_samples
+        for packet_start in sorted(self._packets):
+            if packet_start >= end:
+                break
+            data = self._packets.pop(packet_start)
+            if packet_start + len(data) > end:
+                self._packets[end] = data[end - packet_start:]
+        self._next = end
+        self.dropped_frames += 1
 
     @property
     def buffered_packets(self) -> int:

@@ -114,3 +114,29 @@ class ReceiverStatisticsTests(unittest.TestCase):
         self.assertFalse(stats.update(30000, 0, 0.0))
         self.assertTrue(stats.update(30001, 0, 0.0))
         self.assertEqual(stats.base_seq, 30001)
+
+
+class DriftTests(unittest.TestCase):
+    def test_fast_sender_does_not_grow_the_delay(self):
+        buffer = JitterBuffer(0xFF, depth_frames=2)
+        timestamp = 0
+        played = []
+        # the far end's clock is 2 % fast: 51 packets for every 50 of our ticks
+        for tick in range(3000):
+            packets = 2 if tick % 50 == 0 else 1
+            for _ in range(packets):
+                buffer.push(timestamp, frame(timestamp // 160))
+                timestamp += 160
+            played.append(buffer.pop())
+        self.assertTrue(all(status == FRAME_AUDIO for _, status in played[10:]))
+        self.assertLessEqual(buffer.buffered_packets, 2 + 3 + 2)
+        self.assertGreater(buffer.dropped_frames, 40)
+        self.assertEqual(buffer.resyncs, 1)
+
+    def test_short_jitter_spike_is_not_trimmed(self):
+        buffer = JitterBuffer(0xFF, depth_frames=2)
+        for n in range(8):  # a burst: 8 packets at once after a network hiccup
+            buffer.push(160 * n, frame(n))
+        out = [buffer.pop() for _ in range(10)]
+        self.assertEqual([f[0] for f, s in out if s == FRAME_AUDIO], list(range(8)))
+        self.assertEqual(buffer.dropped_frames, 0)
