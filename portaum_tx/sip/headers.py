@@ -151,6 +151,8 @@ def quote(text: str) -> str:
 
 def _split_outside(text: str, separator: str) -> list[str]:
     """Split at ``separator`` where it is outside quotes and <...>."""
+    if '"' not in text and "<" not in text:
+        return text.split(separator)
     parts = []
     depth = 0
     start = 0

@@ -11,6 +11,7 @@ access (``msg.via``, ``msg.cseq``, ``msg.parsed("Contact")``) parses on
 first use and caches the result until the header is changed.
 """
 
+import functools
 import re
 from typing import Callable, Iterable
 
@@ -65,6 +66,12 @@ _VERSION_RE = re.compile(r"SIP/(\d+)\.(\d+)\Z", re.I)
 _HEADER_END_RE = re.compile(rb"\r?\n\r?\n")
 
 
+@functools.lru_cache(maxsize=1024)
+def _header_key(name: str) -> str:
+    # Bounded, so a peer sending endless distinct header names cannot grow it.
+    return canonical_name(name).lower()
+
+
 def reason_phrase(status: int) -> str:
     """The usual reason phrase for ``status`` (a generic one for unknown codes)."""
     return _REASONS.get(status) or _REASONS.get(status // 100 * 100, "Unknown")
@@ -93,13 +100,17 @@ class Message:
 
     ``headers`` is the ordered list of ``[name, raw_value]``; ``body`` bytes.
     Header names are matched case-insensitively and compact forms are
-    equivalent to full names everywhere in this API.
+    equivalent to full names everywhere in this API.  Change headers through
+    :meth:`set`, :meth:`add`, :meth:`remove` (or assign a new list): the
+    typed values are cached.
     """
 
     def __init__(self, headers: Iterable[tuple[str, object]] | None = None, body: bytes = b""):
         self.headers: list[list[str]] = []
         self.body = body
         self._parsed: dict[str, list] = {}
+        self._index: dict[str, list[list[str]]] = {}
+        self._index_guard: tuple[int, int] | None = None
         for name, value in headers or ():
             self.add(name, value)
 
@@ -107,20 +118,28 @@ class Message:
 
     @staticmethod
     def _key(name: str) -> str:
-        return canonical_name(name).lower()
+        return _header_key(name)
+
+    def _entries(self, name: str) -> list[list[str]]:
+        # The index maps each header key to its [name, value] entries; it is
+        # rebuilt whenever the header list was replaced or changed length.
+        guard = (id(self.headers), len(self.headers))
+        if guard != self._index_guard:
+            index: dict[str, list[list[str]]] = {}
+            for entry in self.headers:
+                index.setdefault(_header_key(entry[0]), []).append(entry)
+            self._index, self._index_guard = index, guard
+            self._parsed = {}
+        return self._index.get(_header_key(name), [])
 
     def get_all(self, name: str) -> list[str]:
         """Raw values of every ``name`` line, in order (lines are not split at commas)."""
-        key = self._key(name)
-        return [value for hname, value in self.headers if self._key(hname) == key]
+        return [entry[1] for entry in self._entries(name)]
 
     def get(self, name: str, default: str | None = None) -> str | None:
         """Raw value of the first ``name`` line, or ``default``."""
-        key = self._key(name)
-        for hname, value in self.headers:
-            if self._key(hname) == key:
-                return value
-        return default
+        entries = self._entries(name)
+        return entries[0][1] if entries else default
 
     def count(self, name: str) -> int:
         """How many lines of ``name`` the message has."""
@@ -148,6 +167,7 @@ class Message:
         if not placed:
             out.append([canonical_name(name), text])
         self.headers = out
+        self._index_guard = None
         self._parsed.pop(key, None)
 
     def add(self, name: str, value: object, first: bool = False) -> None:
@@ -163,12 +183,14 @@ class Message:
                 self.headers.append(entry)
         else:
             self.headers.append(entry)
+        self._index_guard = None
         self._parsed.pop(key, None)
 
     def remove(self, name: str) -> None:
         """Remove every ``name`` line."""
         key = self._key(name)
         self.headers = [e for e in self.headers if self._key(e[0]) != key]
+        self._index_guard = None
         self._parsed.pop(key, None)
 
     def set_values(self, name: str, values: Iterable[object]) -> None:
@@ -184,12 +206,13 @@ class Message:
 
         Raises :class:`SipParseError` if a value is malformed.
         """
+        entries = self._entries(name)      # first: it drops caches gone stale
         key = self._key(name)
         cached = self._parsed.get(key)
         if cached is None:
             cached = []
-            for raw in self.get_all(name):
-                cached.extend(parse_header_value(name, raw))
+            for entry in entries:
+                cached.extend(parse_header_value(name, entry[1]))
             self._parsed[key] = cached
         return cached
 
@@ -253,6 +276,7 @@ class Message:
         other.__dict__.update(self.__dict__)
         other.headers = [list(entry) for entry in self.headers]
         other._parsed = {}
+        other._index_guard = None
         if isinstance(self, Request) and hasattr(self.uri, "copy"):
             other.uri = self.uri.copy()
         return other
