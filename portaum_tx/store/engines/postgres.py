@@ -16,6 +16,7 @@ import psycopg2
 import psycopg2.errorcodes
 from twisted.internet import defer
 from twisted.logger import Logger
+from twisted.python import failure
 from txpostgres import reconnection, txpostgres
 
 from .base import IntegrityError, StoreError, StoreUnavailable
@@ -41,6 +42,26 @@ def _reconnect_delays():
     from txpostgres import retrying
     return retrying.simpleBackoffIterator(initialDelay=0.5, maxDelay=5.0, factor=1.7,
                                           maxRetries=0, now=True)
+
+
+class _Connection(txpostgres.Connection):
+    """A connection that notices, while idle, that the server went away.
+
+    txpostgres lets the error of an idle connection's read escape into the
+    reactor (logged as unhandled); here it starts the reconnection instead."""
+
+    def doRead(self):
+        try:
+            super().doRead()
+        except psycopg2.Error as exc:
+            self.reactor.removeReader(self)
+            self.detector.checkForDeadConnection(failure.Failure(exc))
+
+
+def _connection_lost(exc: BaseException) -> bool:
+    if isinstance(exc, (StoreUnavailable, reconnection.ConnectionDead, psycopg2.InterfaceError)):
+        return True
+    return isinstance(exc, psycopg2.OperationalError) and exc.pgcode not in _RETRY_CODES
 
 
 class _PostgresTransaction:
@@ -94,7 +115,7 @@ class PostgresEngine:
     def _new_connection(self) -> txpostgres.Connection:
         detector = reconnection.DeadConnectionDetector(
             reconnectionIterator=_reconnect_delays, reactor=self._reactor)
-        return txpostgres.Connection(reactor=self._reactor, detector=detector)
+        return _Connection(reactor=self._reactor, detector=detector)
 
     async def open(self) -> None:
         try:
@@ -147,31 +168,54 @@ class PostgresEngine:
             self._idle.insert(0, connection)
 
     async def run_interaction(self, description: str, func, *args: Any) -> Any:
-        for attempt in range(_RETRIES):
+        # A connection found dead before COMMIT was sent is retried on
+        # another one (the server rolled the transaction back); one lost
+        # during COMMIT is reported, since its outcome is unknown.
+        attempts = _RETRIES + self._pool_size
+        for attempt in range(attempts):
             connection = await self._checkout()
+            committing = False
             try:
                 cursor = connection.cursor()
                 await _checked(cursor.execute("BEGIN"))
                 try:
                     result = await func(_PostgresTransaction(cursor), *args)
+                    committing = True
                     await _checked(cursor.execute("COMMIT"))
                     return result
-                except BaseException:
-                    if not connection.detector.connectionIsDead:
+                except BaseException as exc:
+                    if not _connection_lost(exc):
                         try:
                             await cursor.execute("ROLLBACK")
                         except Exception:
                             pass
                     raise
             except psycopg2.Error as exc:
-                if exc.pgcode in _RETRY_CODES and attempt < _RETRIES - 1:
+                if _connection_lost(exc):
+                    self._mark_dead(connection, exc)
+                    if committing:
+                        raise StoreUnavailable(f"{description}: connection lost during commit")
+                    if attempt < attempts - 1:
+                        continue
+                    raise StoreUnavailable(f"PostgreSQL is unavailable: {exc}") from None
+                if exc.pgcode in _RETRY_CODES and attempt < attempts - 1:
                     log.debug("retrying {description} after {code}",
                               description=description, code=exc.pgcode)
                     continue
                 raise StoreError(f"{description}: {str(exc).strip()}") from None
+            except (StoreUnavailable, reconnection.ConnectionDead) as exc:
+                self._mark_dead(connection, exc)
+                if committing or attempt == attempts - 1:
+                    raise StoreUnavailable(f"{description}: {exc}") from None
+                continue
             finally:
                 self._checkin(connection)
-        raise StoreError(f"{description}: gave up after {_RETRIES} conflicts")
+        raise StoreError(f"{description}: gave up after {attempts} attempts")
+
+    def _mark_dead(self, connection, exc) -> None:
+        if not connection.detector.connectionIsDead:
+            connection.detector.checkForDeadConnection(
+                failure.Failure(psycopg2.InterfaceError(str(exc))))
 
     async def lock_for_migrations(self, txn) -> None:
         # A transaction-level advisory lock: nodes starting together migrate

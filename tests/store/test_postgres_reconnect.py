@@ -1,0 +1,66 @@
+"""The PostgreSQL engine survives its connections being cut (a database restart)."""
+
+import psycopg2
+from twisted.internet import defer, reactor, task
+
+from portaum_tx.mailbox.events import EventBus, NewMessage
+from portaum_tx.store import StoreUnavailable
+from tests.support import POSTGRES_DSN, StoreTestCase, postgres_test_dsn
+
+
+def cut_connections(dsn):
+    """Terminate every server backend of the test database, as a restart would."""
+    connection = psycopg2.connect(POSTGRES_DSN)
+    connection.autocommit = True
+    with connection.cursor() as cursor:
+        name = [p.split("=", 1)[1] for p in dsn.split() if p.startswith("dbname=")][0]
+        cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                       "WHERE datname = %s AND pid <> pg_backend_pid()", (name,))
+    connection.close()
+
+
+async def eventually(action, attempts=100, delay=0.1):
+    """Retry ``action`` while the store reports it is unavailable."""
+    for _ in range(attempts):
+        try:
+            return await action()
+        except StoreUnavailable:
+            await task.deferLater(reactor, delay, lambda: None)
+    return await action()
+
+
+class PostgresReconnectTests(StoreTestCase):
+    engine = "postgres"
+    if not POSTGRES_DSN:
+        skip = "PORTAUM_TEST_POSTGRES is not set"
+
+    @defer.inlineCallbacks
+    def test_store_and_listen_recover_after_connections_are_cut(self):
+        store = self.store
+        yield defer.ensureDeferred(store.accounts.add_customer("Before"))
+        bus = EventBus(store)
+        self.addCleanup(bus.close)
+        heard = []
+        bus.subscribe(NewMessage, heard.append)
+        yield store.db.engine.listening()
+
+        cut_connections(postgres_test_dsn())
+
+        customer = yield defer.ensureDeferred(
+            eventually(lambda: store.accounts.add_customer("After")))
+        self.assertEqual(customer.name, "After")
+        names = yield defer.ensureDeferred(eventually(store.accounts.get_customers))
+        self.assertEqual([c.name for c in names], ["After", "Before"])
+
+        # The listening connection came back and LISTENs again.
+        for _ in range(100):
+            if not store.db.engine._listener.detector.connectionIsDead:
+                break
+            yield task.deferLater(reactor, 0.1, lambda: None)
+        yield store.db.engine.listening()
+        yield defer.ensureDeferred(bus.publish(NewMessage("1", "INBOX", 1, 1, "email")))
+        for _ in range(100):
+            if heard:
+                break
+            yield task.deferLater(reactor, 0.05, lambda: None)
+        self.assertEqual([e.account_id for e in heard], ["1"])
