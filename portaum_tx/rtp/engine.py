@@ -1,0 +1,40 @@
+"""The media engine as the rest of the server sees it: one media clock, one port
+allocator and one prompt cache for the whole process."""
+
+from __future__ import annotations
+
+from portaum_tx.rtp.clock import MediaClock
+from portaum_tx.rtp.player import Player, PromptCache
+from portaum_tx.rtp.session import MediaParams, PortAllocator, RtpSession
+
+
+class MediaEngine:
+    def __init__(self, reactor, port_range: tuple[int, int] = (10000, 20000), interface: str = "",
+                 **session_defaults):
+        """``reactor`` provides IReactorTime and IReactorUDP; ``session_defaults`` are
+        keyword arguments of RtpSession (symmetric, dead_peer_timeout, cname ...)."""
+        self.reactor = reactor
+        self.media_clock = MediaClock(reactor)
+        self.allocator = PortAllocator(reactor, port_range, interface)
+        self.prompts = PromptCache()
+        self.session_defaults = session_defaults
+
+    def start(self) -> None:
+        self.media_clock.start()
+
+    def stop(self) -> None:
+        for session in self.media_clock.sessions:
+            session.close("shutdown")
+        self.media_clock.stop()
+
+    def create_session(self, params: MediaParams | None = None, **overrides) -> RtpSession:
+        """A session bound to a fresh even/odd port pair (``session.local_port`` goes in
+        the SDP); call ``configure`` once the answer is known, then ``start``."""
+        options = dict(self.session_defaults, **overrides)
+        session = RtpSession(self.media_clock, params, **options)
+        self.allocator.bind(session)
+        return session
+
+    def player(self, session: RtpSession) -> Player:
+        """A player sharing the process-wide prompt cache."""
+        return Player(session, self.prompts)
