@@ -53,6 +53,7 @@ class FaxResult:
     complete: bool
     tiff_path: str | None      # None when no page arrived
     mode: str
+    compression: str = ""      # "T.4 1-D", "T.4 2-D" or "T.6"
 
     @property
     def resolution(self) -> str:
@@ -301,7 +302,9 @@ class FaxReceiver:
             completion_code=code, completion_text=text,
             complete=(code == spandsp.T30_ERR_OK and self._abort_reason is None
                       and pages > 0),
-            tiff_path=tiff_path, mode=self.mode)
+            tiff_path=tiff_path, mode=self.mode,
+            compression=spandsp.T4_COMPRESSION_NAMES.get(
+                page_stats.encoding if page_stats else 0, ""))
         self.log.info("fax received: {pages} page(s) from {ident!r}, {text}",
                       pages=pages, ident=remote_ident, text=text)
         self.done.callback(result)

@@ -67,6 +67,7 @@ class T38ReceptionTests(FaxReceptionMixin, unittest.TestCase):
         result = run_t38(self.clock, receiver, sender, to_r, to_s)
         self.assertDocumentArrived(result, pages)
         self.assertTrue(result.ecm)
+        self.assertEqual(result.compression, "T.4 2-D")
         self.assertEqual(result.remote_ident, "+1 555 0100")
         self.assertEqual(result.mode, "t38")
         self.assertGreater(to_r.dropped, 0)
@@ -98,6 +99,15 @@ class T38ReceptionTests(FaxReceptionMixin, unittest.TestCase):
         # What the receiver sent is FEC-protected UDPTL within the declared size.
         self.assertGreater(receiver._udptl_in.stats.recovered, 0)
         self.assertEqual(receiver._udptl_out.mode, "fec")
+
+    def test_t6_compression(self):
+        source, pages = self.document()
+        receiver, sender, to_r, to_s = self.t38_pair(source, ecm=True)
+        sender.terminal.t30.set_supported_compressions(spandsp.COMPRESSION_T6)
+        result = run_t38(self.clock, receiver, sender, to_r, to_s)
+        self.assertDocumentArrived(result, pages)
+        # Negotiated on the line; spandsp stores pages in its own file coding.
+        self.assertEqual(result.compression, "T.6")
 
     def test_sender_cut_off_in_phase_c_delivers_partial_document(self):
         source, pages = self.document()
