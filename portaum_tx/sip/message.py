@@ -363,7 +363,13 @@ class Request(Message):
 
 
 class Response(Message):
-    """A SIP response: ``status`` (100-699) and ``reason``."""
+    """A SIP response: ``status`` (100-699) and ``reason``.
+
+    ``local`` is True for the 408/503 a client transaction makes up on
+    timeout or transport error (RFC 3261 8.1.3.1), False for received ones.
+    """
+
+    local = False
 
     def __init__(self, status: int, reason: str | None = None,
                  headers: Iterable[tuple[str, object]] | None = None, body: bytes = b""):

@@ -267,9 +267,12 @@ class ClientTransaction(_Transaction):
             elif self.is_invite:
                 self.state = "completed"
                 self._ack = make_ack_for_non2xx(self.request, response)
-                self._send(self._ack)
                 self._start_timer("D", 0 if self.reliable else max(32.0, self.timers.timeout),
                                   self._terminate)
+                # The TU learns the real final response before any ACK send error.
+                self._report_final(response)
+                self._send(self._ack)
+                return
             else:
                 self.state = "completed"
                 self._start_timer("K", 0 if self.reliable else self.timers.t4, self._terminate)

@@ -130,6 +130,15 @@ class ClientInviteTests(unittest.TestCase):
         self.assertTrue(txn.terminated)
         self.assertEqual(self.successResultOf(txn.final).status, 486)
 
+    def test_ack_send_failure_after_final(self):
+        txn = self.start()
+        self.h.fail = True
+        self.h.layer.receive(reply(self.req, 486), PEER, False)
+        self.assertEqual([(r.status, r.local) for r in self.responses], [(486, False)])
+        self.assertEqual(self.successResultOf(txn.final).status, 486)
+        self.assertTrue(txn.terminated)
+        self.assertEqual(self.h.clock.getDelayedCalls(), [])
+
     def test_timer_d_zero_on_reliable(self):
         txn = self.start(reliable=True)
         self.h.layer.receive(reply(self.req, 503), PEER, True)
