@@ -106,7 +106,7 @@ def _as_codes(data) -> np.ndarray:
     return array
 
 
-@dataclass(frozen=True, eq=False)  # compared and hashed by identity: one instance per codec
+@dataclass(frozen=True, eq=False, repr=False)  # compared and hashed by identity: one instance per codec
 class G711Codec:
     name: str
     payload_type: int
@@ -131,6 +131,9 @@ class G711Codec:
 
     def silence(self, samples: int) -> bytes:
         return bytes([self.silence_byte]) * samples
+
+    def __repr__(self) -> str:
+        return f"<G711Codec {self.name} PT {self.payload_type}>"
 
 
 PCMU = G711Codec("PCMU", 0, ULAW_ENCODE, ULAW_DECODE, 0xFF)
