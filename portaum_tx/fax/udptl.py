@@ -19,7 +19,7 @@ transport.
 from __future__ import annotations
 
 from collections import OrderedDict, deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 SEQ_MODULO = 65536
 MAX_DATAGRAM = 65507

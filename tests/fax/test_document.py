@@ -1,5 +1,6 @@
 import io
 import os
+import re
 import shutil
 import subprocess
 import warnings
@@ -177,7 +178,11 @@ class PdfTests(unittest.TestCase):
         pages = read_fax_pages(source_tiff(196)[0])
         pdf = write_pdf(pages[:1])
         # 1728/204 in x 2286/196 in: A4 paper scanned at fine resolution.
-        self.assertIn(b"/MediaBox [ 0 0 609.8824 839.7551 ]", pdf)
+        box = re.search(rb"/MediaBox\s*\[\s*0 0 ([0-9.]+) ([0-9.]+)\s*\]", pdf)
+        self.assertIsNotNone(box)
+        width, height = (float(v) for v in box.groups())
+        self.assertLess(abs(width - 1728 / 204 * 72), 0.01)
+        self.assertLess(abs(height - 2286 / 196 * 72), 0.01)
 
 
 class PreviewTests(unittest.TestCase):
