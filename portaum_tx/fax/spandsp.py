@@ -55,11 +55,13 @@ PIXELS_PER_METRE_PER_DPI = 1 / 0.0254
 
 
 class T30Stats(ctypes.Structure):
+    # The 0.0.6 layout, plus spare room so a library with a longer struct cannot
+    # write past our buffer.
     _fields_ = [(name, ctypes.c_int) for name in (
         "bit_rate", "error_correcting_mode", "pages_tx", "pages_rx", "pages_in_file",
         "x_resolution", "y_resolution", "width", "length", "image_size", "encoding",
         "bad_rows", "longest_bad_row_run", "error_correcting_mode_retries",
-        "current_status")]
+        "current_status")] + [("_spare", ctypes.c_int * 64)]
 
 
 @dataclass(frozen=True)
