@@ -2,7 +2,13 @@
 
 The table in data/rfc4475/README.md is shifted by one row from the RFC's own
 section numbers after 3.1.2.2 (it leaves out ncl.dat, RFC 4475 3.1.2.3,
-"Negative Content-Length"); the outcomes below follow the RFC text.
+"Negative Content-Length"); the outcomes below follow the RFC text.  Where
+the RFC leaves a choice, this stack takes: badbranch -> RFC 2543 transaction
+matching (not 400); trws -> accepted; escruri -> 400 (headers are not allowed
+in a Request-URI); novelsc -> 416 (the scheme is never served here);
+mismatch02 -> 400 before 501; bext01 -> 420 listing the Require tags only
+(Proxy-Require is for proxies); zeromf -> answered (Max-Forwards only limits
+forwarding).
 """
 
 import os
