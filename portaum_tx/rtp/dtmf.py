@@ -347,7 +347,7 @@ def _digit_from_signal(value: str) -> str:
     value = value.strip()
     if len(value) == 1 and value.upper() in EVENT_CODES:
         return value.upper()
-    if value.isdigit() and int(value) in EVENT_DIGITS:
+    if value.isascii() and value.isdigit() and int(value) in EVENT_DIGITS:
         return EVENT_DIGITS[int(value)]  # some phones send the RFC 4733 event code
     raise DtmfError(f"DTMF signal {value!r} is not a digit")
 

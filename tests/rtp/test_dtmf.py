@@ -108,6 +108,7 @@ class SipInfoTests(unittest.TestCase):
             ("application/dtmf-relay", b"garbage", "not name=value"),
             ("text/plain", b"5", "does not carry DTMF"),
             ("application/dtmf", b"\xff", "not ASCII"),
+            ("application/dtmf", "\u00b2", "not a digit"),  # a superscript two is no key
         ]
         for content_type, body, message in cases:
             with self.assertRaisesRegex(DtmfError, message):
