@@ -41,6 +41,7 @@ from portaum_tx.rtp.stats import ReceiverStatistics
 FRAME_SAMPLES = 160  # one media tick of 8 kHz audio
 COMFORT_NOISE_PT = 13
 DIRECTIONS = ("sendrecv", "sendonly", "recvonly", "inactive")
+DTMF_GAP_TICKS = 3  # 60 ms of audio between two telephone-events, as a keypad would leave
 
 log = Logger()
 
@@ -178,6 +179,7 @@ class RtpSession:
         self._packet_samples = FRAME_SAMPLES
         self._dtmf_queue: list[tuple[str, int]] = []
         self._dtmf_packets: list[tuple[bool, bytes]] = []
+        self._dtmf_gap = 0  # ticks of audio still owed between two key presses
         self._dtmf_timestamp = 0
         self._inband_tone: np.ndarray | None = None
         self.source: MediaSource | None = None
@@ -453,9 +455,12 @@ class RtpSession:
         if not self._sending:
             self._timestamp = (self._timestamp + FRAME_SAMPLES) & 0xFFFFFFFF
             return
-        if (self._dtmf_packets or self._dtmf_queue) and not self._uses_inband_dtmf_out():
-            self._send_telephone_event()
-            return
+        if self._dtmf_packets or self._dtmf_queue:
+            if self._dtmf_gap:
+                self._dtmf_gap -= 1
+            elif not self._uses_inband_dtmf_out():
+                self._send_telephone_event()
+                return
         if self._packet_samples == FRAME_SAMPLES and not self._outbound:
             self._send_rtp(self.params.payload_type, payload, self._timestamp)
             self._timestamp = (self._timestamp + FRAME_SAMPLES) & 0xFFFFFFFF
@@ -479,6 +484,7 @@ class RtpSession:
         self._timestamp = (self._timestamp + FRAME_SAMPLES) & 0xFFFFFFFF
         if not self._dtmf_packets:
             self._marker_pending = True  # audio resumes: a new talk spurt
+            self._dtmf_gap = DTMF_GAP_TICKS
 
     def _send_rtp(self, payload_type: int, payload: bytes, timestamp: int, marker: bool = False) -> None:
         if self._marker_pending and payload_type == self.params.payload_type:
