@@ -315,8 +315,13 @@ class ServerTransaction(_Transaction):
     ``on_timeout(transaction)`` when no ACK came for a 300-699 to INVITE
     (Timer H), ``on_transport_error(transaction, exc)`` when a response could
     not be sent.  For a CANCEL, ``cancels`` is the INVITE server transaction
-    it matches (RFC 3261 9.2), or None (answer 481).
+    it matches (RFC 3261 9.2), or None (answer 481).  ``merged_with`` is set
+    when the request is a copy, arrived over another path, of one already
+    being served (RFC 3261 8.2.2.2): answer it 482 Loop Detected.
     """
+
+    merged_with: "ServerTransaction | None" = None
+    merge_key: tuple | None = None
 
     def __init__(self, layer, request, source, reliable):
         super().__init__(layer, request, source, reliable)
@@ -445,6 +450,7 @@ class TransactionLayer:
         self.timers = timers
         self._client: dict = {}
         self._server: dict = {}
+        self._merge_index: dict = {}
 
     # -- client side -------------------------------------------------------
 
@@ -501,12 +507,13 @@ class TransactionLayer:
     def _receive_request(self, request: Request, source, reliable: bool) -> None:
         try:
             key = self.server_key(request)
+            if request.method == "ACK" and key[0] == "2543":
+                transaction = self._match_2543_ack(request)
+            else:
+                transaction = self._server.get(key)
+            merge_key = self._merge_key(request) if transaction is None else None
         except SipParseError:
             return
-        if request.method == "ACK" and key[0] == "2543":
-            transaction = self._match_2543_ack(request)
-        else:
-            transaction = self._server.get(key)
         if transaction is not None:
             if transaction.receive_request(request):
                 return
@@ -518,10 +525,25 @@ class TransactionLayer:
         transaction = ServerTransaction(self, request, source, reliable)
         transaction.keys = [key]
         self._server[key] = transaction
+        if merge_key is not None:
+            earlier = self._merge_index.get(merge_key)
+            if earlier is not None and not earlier.terminated:
+                transaction.merged_with = earlier
+            else:
+                self._merge_index[merge_key] = transaction
+                transaction.merge_key = merge_key
         if request.method == "CANCEL":
             transaction.cancels = self.find_cancelled(request)
         transaction._start()
         self.on_request(transaction, request)
+
+    @staticmethod
+    def _merge_key(request: Request) -> tuple | None:
+        # RFC 3261 8.2.2.2: an out-of-dialog request whose From tag, Call-ID
+        # and CSeq match a live transaction's arrived twice by different paths.
+        if request.method in ("ACK", "CANCEL") or request.to.tag is not None:
+            return None
+        return (request.from_.tag, request.call_id, request.cseq.number, request.method)
 
     @staticmethod
     def server_key(request: Request) -> tuple:
@@ -582,6 +604,9 @@ class TransactionLayer:
         for key in transaction.keys:
             if table.get(key) is transaction:
                 del table[key]
+        merge_key = getattr(transaction, "merge_key", None)
+        if merge_key is not None and self._merge_index.get(merge_key) is transaction:
+            del self._merge_index[merge_key]
 
     @property
     def client_transactions(self) -> int:

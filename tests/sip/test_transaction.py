@@ -417,6 +417,24 @@ class ServerInviteTests(unittest.TestCase):
         self.receive(request(branch="z9hG4bKserver1", via_host="192.0.2.99"))
         self.assertEqual(len(self.h.requests), 2)
 
+    def test_merged_request_detected(self):
+        txn = self.start()
+        self.receive(request(branch="z9hG4bKviaotherproxy", via_host="192.0.2.99"))
+        second = self.h.requests[-1][0]
+        self.assertIsNot(second, txn)
+        self.assertIs(second.merged_with, txn)
+        self.assertIsNone(txn.merged_with)
+        # In-dialog requests (To tag) and a new CSeq are not merges.
+        self.receive(request("OPTIONS", branch="z9hG4bKo1", to_tag="t"))
+        self.assertIsNone(self.h.requests[-1][0].merged_with)
+        self.receive(request(branch="z9hG4bKnext", cseq=2))
+        self.assertIsNone(self.h.requests[-1][0].merged_with)
+        # Once the first transaction ends, the same request is new again.
+        txn.respond(make_response(txn.request, 486, to_tag="t1"))
+        self.h.advance_to(40)
+        self.receive(request(branch="z9hG4bKlater"))
+        self.assertIsNone(self.h.requests[-1][0].merged_with)
+
     def test_transport_error(self):
         txn = self.start()
         errors = []
