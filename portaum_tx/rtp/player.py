@@ -232,6 +232,14 @@ class Player:
 
     def next_frame(self, session):
         codec = session.codec
+        if self._index < len(self._segments):
+            prompt, samples, _loop = self._segments[self._index]
+            offset = self._offset
+            if prompt is not None and offset + FRAME_SAMPLES < samples:
+                # inside a prompt: one slice of the cached bytes
+                self._offset = offset + FRAME_SAMPLES
+                self._played += FRAME_SAMPLES
+                return prompt.encoded(codec)[offset:offset + FRAME_SAMPLES]
         pieces = []
         needed = FRAME_SAMPLES
         while needed and self._index < len(self._segments):

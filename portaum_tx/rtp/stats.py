@@ -40,10 +40,14 @@ class ReceiverStatistics:
 
     def update(self, sequence: int, timestamp: int, arrival: float) -> bool:
         """Account for one packet; False while on probation or for a wild jump."""
-        counted = self._update_sequence(sequence)
-        if counted:
-            self._update_jitter(timestamp, arrival)
-        return counted
+        if not self.probation and sequence == (self.max_seq + 1) & 0xFFFF and sequence:
+            # in order, no wrap: the common case, without the general algorithm's branches
+            self.max_seq = sequence
+            self.received += 1
+        elif not self._update_sequence(sequence):
+            return False
+        self._update_jitter(timestamp, arrival)
+        return True
 
     def _update_sequence(self, seq: int) -> bool:
         udelta = (seq - self.max_seq) & 0xFFFF
