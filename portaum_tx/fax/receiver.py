@@ -91,14 +91,17 @@ class FaxReceiver:
         self.max_page_bytes = max_page_bytes
         self.done: defer.Deferred = defer.Deferred()
         self.malformed_datagrams = 0
+        self.rejected_ifps = 0      # well-framed UDPTL whose IFP spandsp refused
         self._send_datagram = send_datagram
         transferred_tcf = True
+        t38_version = 0
         if t38 is not None:
             # The far end's SDP: how it wants error recovery and its datagram limit.
             udptl_redundancy = t38.udptl_redundancy
             udptl_error_recovery = t38.udptl_mode
             max_datagram = t38.max_datagram
             transferred_tcf = t38.rate_management == RATE_TRANSFERRED_TCF
+            t38_version = t38.version
         self._lib = spandsp.load_library() if lib is None else lib
         self._started = clock.seconds()
         self._ticks = 0
@@ -111,13 +114,14 @@ class FaxReceiver:
         self._finished = False
 
         if mode == MODE_T38:
-            self._udptl_in = UdptlReceiver()
+            self._udptl_in = UdptlReceiver(t38_version=t38_version)
             self._udptl_out = UdptlSender(redundancy=udptl_redundancy,
                                           mode=udptl_error_recovery,
                                           max_datagram=max_datagram)
             self._terminal = spandsp.T38Terminal(False, self._send_ifp, lib=self._lib,
                                                  max_datagram=max_datagram,
-                                                 transferred_tcf=transferred_tcf)
+                                                 transferred_tcf=transferred_tcf,
+                                                 t38_version=t38_version)
         else:
             self._terminal = spandsp.AudioFax(False, lib=self._lib)
         t30 = self._terminal.t30
@@ -187,7 +191,8 @@ class FaxReceiver:
 
     def _deliver_ifps(self, packets) -> None:
         for seq, ifp in packets:
-            self._terminal.rx_ifp(ifp, seq)
+            if not self._terminal.rx_ifp(ifp, seq):
+                self.rejected_ifps += 1
             if self._phase_e_code is not None:
                 break
         self._after_spandsp()

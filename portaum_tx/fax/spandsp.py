@@ -314,7 +314,8 @@ class T38Terminal(_SpandspObject):
 
     def __init__(self, calling: bool, send_ifp: Callable[[bytes, int], None],
                  lib: ctypes.CDLL | None = None, paced: bool = True,
-                 max_datagram: int = 400, transferred_tcf: bool = True):
+                 max_datagram: int = 400, transferred_tcf: bool = True,
+                 t38_version: int = 0):
         super().__init__(lib)
         self._send_ifp = send_ifp
         self._tx = T38TxPacketHandler(self._guard(self._on_tx, -1))
@@ -325,7 +326,7 @@ class T38Terminal(_SpandspObject):
         self._core = self._lib.t38_terminal_get_t38_core_state(self._state)
         self._lib.t38_terminal_set_config(
             self._state, 0 if paced else T38_TERMINAL_OPTION_NO_PACING)
-        self._lib.t38_set_t38_version(self._core, 0)
+        self._lib.t38_set_t38_version(self._core, t38_version)
         self._lib.t38_set_max_datagram_size(self._core, max_datagram)
         self._lib.t38_set_data_rate_management_method(
             self._core, T38_RATE_TRANSFERRED_TCF if transferred_tcf else T38_RATE_LOCAL_TCF)
@@ -335,11 +336,14 @@ class T38Terminal(_SpandspObject):
         self._send_ifp(ctypes.string_at(buf, length), count)
         return 0
 
-    def rx_ifp(self, ifp: bytes, seq: int) -> None:
+    def rx_ifp(self, ifp: bytes, seq: int) -> bool:
+        """Hand one IFP packet to spandsp; False if it rejected the packet as malformed."""
         if self.closed:
-            return
-        self._lib.t38_core_rx_ifp_packet(self._core, bytes(ifp), len(ifp), seq & 0xFFFF)
+            return False
+        status = self._lib.t38_core_rx_ifp_packet(self._core, bytes(ifp), len(ifp),
+                                                  seq & 0xFFFF)
         self.check_callbacks()
+        return status == 0
 
     def advance(self, samples: int) -> bool:
         """Move spandsp's clock on by `samples` (8 kHz); True once the call is over."""

@@ -197,6 +197,57 @@ def fec_covered(seq: int, span: int, entries: int, index: int) -> list[int]:
     return [(seq + index - k * entries) % SEQ_MODULO for k in range(1, span + 1)]
 
 
+def ifp_length(ifp: bytes, t38_version: int = 0) -> int | None:
+    """Encoded length of the IFP packet at the start of `ifp`, None if it is cut short.
+
+    FEC repair yields the packet padded with zeros to the longest covered packet;
+    the IFP's own PER structure tells where it really ends. The layout follows
+    T.38 clause 8 (IFPPacket), including the version 0 packing of field types in
+    half octets that the 1998 ASN.1 implied.
+    """
+    size = len(ifp)
+    if size < 1:
+        return None
+    first = ifp[0]
+    data_field_present = first & 0x80
+    ptr = 2 if first & 0x20 else 1              # extended indicator / data type
+    if ptr > size:
+        return None
+    if not first & 0x40 or not data_field_present:   # indicator, or data without fields
+        return ptr
+    if ptr >= size:
+        return None
+    count = ifp[ptr]
+    ptr += 1
+    other_half = False
+    for _ in range(count):
+        if ptr >= size:
+            return None
+        if t38_version == 0:
+            if other_half:
+                field_data_present = (ifp[ptr] >> 3) & 1
+                ptr += 1
+                other_half = False
+            else:
+                field_data_present = (ifp[ptr] >> 7) & 1
+                if field_data_present:
+                    ptr += 1
+                else:
+                    other_half = True
+        else:
+            field_data_present = (ifp[ptr] >> 7) & 1
+            ptr += 2 if ifp[ptr] & 0x40 else 1
+        if field_data_present:
+            if ptr + 2 > size:
+                return None
+            ptr += 2 + ((ifp[ptr] << 8) | ifp[ptr + 1]) + 1
+        if ptr > size:
+            return None
+    if other_half:
+        ptr += 1
+    return ptr if ptr <= size else None
+
+
 # --- sender ---------------------------------------------------------------
 
 class UdptlSender:
@@ -277,10 +328,11 @@ class UdptlReceiver:
     HISTORY = 64        # recent IFP packets kept for FEC repair and duplicate detection
     RESYNC_JUMP = 2000  # a forward jump larger than this means the peer restarted
 
-    def __init__(self, reorder_window: int = 4):
+    def __init__(self, reorder_window: int = 4, t38_version: int = 0):
         if reorder_window < 1:
             raise ValueError("reorder_window must be at least 1")
         self.reorder_window = reorder_window
+        self.t38_version = t38_version
         self.stats = UdptlStats()
         self.next_seq: int | None = None
         self._pending: dict[int, bytes] = {}
@@ -384,9 +436,13 @@ class UdptlReceiver:
                     if (missing[0] - self.next_seq) % SEQ_MODULO >= self.HISTORY:
                         continue
                     known = [self._recent[s] for s in covered if s != missing[0]]
-                    # Parity is as long as the longest covered packet, so a repaired
-                    # packet may carry trailing zero padding (inherent to T.38 FEC).
+                    # Parity is as long as the longest covered packet: cut the
+                    # zero padding off where the IFP structure says it ends.
                     repaired = _xor([parity] + known)
+                    length = ifp_length(repaired, self.t38_version)
+                    if length is None:
+                        continue
+                    repaired = repaired[:length]
                     self._pending[missing[0]] = repaired
                     self._remember(missing[0], repaired)
                     self.stats.recovered += 1

@@ -72,6 +72,7 @@ class T38ReceptionTests(FaxReceptionMixin, unittest.TestCase):
         self.assertEqual(result.mode, "t38")
         self.assertGreater(to_r.dropped, 0)
         self.assertGreater(receiver._udptl_in.stats.recovered, 0)
+        self.assertEqual(receiver.rejected_ifps, 0)
         self.assertLess(abs(result.duration - self.clock.seconds()), 0.1)
 
     def test_without_ecm_fine_resolution(self):
@@ -96,8 +97,9 @@ class T38ReceptionTests(FaxReceptionMixin, unittest.TestCase):
         to_receiver.deliver, to_sender.deliver = receiver.feed_udptl, sender.feed_udptl
         result = run_t38(self.clock, receiver, sender, to_receiver, to_sender)
         self.assertDocumentArrived(result, pages)
-        # What the receiver sent is FEC-protected UDPTL within the declared size.
+        # Packets rebuilt from parity were trimmed to their IFP length and accepted.
         self.assertGreater(receiver._udptl_in.stats.recovered, 0)
+        self.assertEqual(receiver.rejected_ifps, 0)
         self.assertEqual(receiver._udptl_out.mode, "fec")
 
     def test_t6_compression(self):
