@@ -208,6 +208,9 @@ class RtpSession:
     def configure(self, params: MediaParams) -> None:
         """Apply negotiated media (initial answer or re-INVITE)."""
         params = params.validated()
+        if self.params is not None and params.remote_address != self.params.remote_address:
+            # the far end moved (transfer, new media server): learn its address again
+            self.latched = self._rtcp_latched = False
         codec = codec_for_payload_type(params.payload_type)
         if self.codec is not codec:
             self.jitter.set_silence_byte(codec.silence_byte)

@@ -183,9 +183,12 @@ class InboundTests(unittest.TestCase):
         FakePeer(session, addr=("127.0.0.66", 5000), ssrc=1).send(b"\xff" * 160)
         self.assertEqual(session.packets_received, before)
         self.assertEqual(session.packets_dropped, 1)
-        # a re-INVITE does not undo the latch
-        session.configure(MediaParams(("127.0.0.1", 40002)))
+        # a re-INVITE with the same address keeps the latch, a new address replaces it
+        session.configure(MediaParams(PEER, payload_type=8))
         self.assertEqual(session.remote_address, nat)
+        moved = ("127.0.0.1", 40002)
+        session.configure(MediaParams(moved))
+        self.assertEqual((session.remote_address, session.latched), (moved, False))
 
     def test_without_symmetric_rtp_the_sdp_address_is_kept(self):
         rig = Rig()
