@@ -480,13 +480,17 @@ class TransactionLayer:
     def receive(self, message: Message, source: Destination, reliable: bool) -> None:
         """Hand an inbound message to its transaction, or to the TU.
 
-        Messages whose Via or CSeq cannot be parsed are dropped here: no
-        transaction can be matched and no response routed (the transport or
-        validator answers malformed requests before this point).
+        Messages whose Via or CSeq (and for requests From, To, Call-ID) are
+        missing or cannot be parsed are dropped here: no transaction can be
+        matched and no response routed (the transport or validator answers
+        malformed requests before this point).
         """
         try:
             via = message.top_via
             cseq = message.cseq
+            if isinstance(message, Request) and None in (message.to, message.from_,
+                                                         message.call_id):
+                return
         except SipParseError:
             return
         if via is None or cseq is None:

@@ -158,3 +158,45 @@ class SdpFuzz(unittest.TestCase):
         except NotAcceptable:
             return
         parse_sdp(sdp.serialize())
+
+
+class TransactionFuzz(unittest.TestCase):
+    """Any sequence of parseable messages leaves the transaction layer sound."""
+
+    @FUZZ
+    @given(st.lists(st.tuples(st.one_of(mutated_seed(), st.sampled_from(SEEDS), st.none()),
+                              st.sampled_from([0, 0.3, 2.0, 40.0]),
+                              st.sampled_from([None, 100, 180, 200, 486]), st.booleans()),
+                    min_size=1, max_size=10))
+    def test_layer_survives(self, steps):
+        from twisted.internet import task
+        from portaum_tx.sip.message import make_response
+        from portaum_tx.sip.transaction import TransactionLayer
+
+        clock = task.Clock()
+        sent = []
+        answers = {}
+
+        def on_request(transaction, request):
+            if transaction is not None and answers.get("status"):
+                transaction.respond(make_response(request, answers["status"], to_tag="fz"))
+
+        layer = TransactionLayer(clock, lambda m, d: sent.append(m.serialize()), on_request,
+                                 lambda r, s: None)
+        previous = SEEDS[0]
+        for data, delay, status, reliable in steps:
+            data = previous if data is None else data    # None: a retransmission
+            previous = data
+            answers["status"] = status
+            try:
+                message = parse_message(data)
+            except SipParseError:
+                continue
+            layer.receive(message, ("udp", "192.0.2.1", 5060), reliable)
+            clock.advance(delay)
+        clock.advance(100)
+        for wire in sent:
+            parse_message(wire)
+        self.assertEqual(layer.client_transactions, 0)
+        layer.shutdown()
+        self.assertEqual(clock.getDelayedCalls(), [])

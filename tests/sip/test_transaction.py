@@ -486,6 +486,12 @@ class ServerNonInviteTests(unittest.TestCase):
         self.h.clock.advance(1)
         self.assertEqual(self.h.sent, [])
 
+    def test_request_without_to_dropped(self):
+        bad = parse_message(self.req.serialize())
+        bad.remove("To")
+        self.h.layer.receive(bad, PEER, False)
+        self.assertEqual(self.h.requests, [])
+
     def test_malformed_dropped(self):
         bad = parse_message(self.req.serialize())
         bad.set("Via", "garbage")
