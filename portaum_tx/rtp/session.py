@@ -427,9 +427,6 @@ class RtpSession:
 
     # --- the media tick ------------------------------------------------------------
 
-    def pop_inbound(self) -> tuple[bytes, int]:
-        return self.jitter.pop()
-
     def deliver_inbound(self, pcm: np.ndarray, status: int) -> None:
         for consumer in list(self.consumers):
             consumer.inbound_frame(self, pcm, status)
@@ -458,12 +455,11 @@ class RtpSession:
         if not self._sending:
             self._timestamp = (self._timestamp + FRAME_SAMPLES) & 0xFFFFFFFF
             return
-        if self._dtmf_packets or self._dtmf_queue:
-            if self._dtmf_gap:
-                self._dtmf_gap -= 1
-            elif not self._uses_inband_dtmf_out():
-                self._send_telephone_event()
-                return
+        if self._dtmf_gap:
+            self._dtmf_gap -= 1
+        elif (self._dtmf_packets or self._dtmf_queue) and not self._uses_inband_dtmf_out():
+            self._send_telephone_event()
+            return
         if self._packet_samples == FRAME_SAMPLES and not self._outbound:
             self._send_rtp(self.params.payload_type, payload, self._timestamp)
             self._timestamp = (self._timestamp + FRAME_SAMPLES) & 0xFFFFFFFF

@@ -459,3 +459,16 @@ class SocketSendTests(unittest.TestCase):
     def test_host_names_are_refused(self):
         with self.assertRaisesRegex(RtpSessionError, "'pbx.example' is not an IP address"):
             MediaParams(("pbx.example", 4000)).validated()
+
+
+class LaterDigitTests(unittest.TestCase):
+    def test_a_later_press_is_sent_at_once(self):
+        rig = Rig()
+        session = rig.session()
+        session.send_dtmf("1", duration_ms=40)
+        rig.run(1.0)
+        before = len(port_of(rig, session).rtp())
+        session.send_dtmf("2", duration_ms=40)
+        rig.run(0.02)
+        packet = port_of(rig, session).rtp()[before][0]
+        self.assertEqual((packet.payload_type, packet.marker), (101, True))
