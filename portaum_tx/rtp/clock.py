@@ -187,7 +187,10 @@ class MediaClock:
 
         # 4. hooks (mixers)
         for hook in list(self._hooks):
-            hook(self.ticks)
+            try:
+                hook(self.ticks)
+            except Exception:
+                log.failure("media tick hook {hook!r} failed", hook=hook)
 
         # 5. outbound: sources, vectorized encode, send; 6. bookkeeping
         outbound = [None if session.closed else session.next_outbound() for session in sessions]

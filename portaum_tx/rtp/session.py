@@ -325,11 +325,17 @@ class RtpSession:
 
     def emit_dtmf(self, digit: DtmfDigit) -> None:
         for listener in list(self.dtmf_listeners):
-            listener(digit)
+            try:
+                listener(digit)
+            except Exception:
+                log.failure("DTMF listener {listener!r} failed", listener=listener)
 
     def emit_fax_tone(self, tone: str) -> None:
         for listener in list(self.fax_listeners):
-            listener(tone)
+            try:
+                listener(tone)
+            except Exception:
+                log.failure("fax tone listener {listener!r} failed", listener=listener)
 
     # --- receiving -----------------------------------------------------------------
 
@@ -429,7 +435,12 @@ class RtpSession:
 
     def deliver_inbound(self, pcm: np.ndarray, status: int) -> None:
         for consumer in list(self.consumers):
-            consumer.inbound_frame(self, pcm, status)
+            try:
+                consumer.inbound_frame(self, pcm, status)
+            except Exception:
+                # one broken consumer must not stop the media of every other call
+                log.failure("media consumer {consumer!r} failed; detached", consumer=consumer)
+                self.remove_consumer(consumer)
 
     def next_outbound(self):
         """The frame for this tick: int16 PCM, codec bytes, or None for silence. An
@@ -438,7 +449,14 @@ class RtpSession:
             digit, duration = self._dtmf_queue.pop(0)
             tone = np.concatenate([tones.dtmf(digit, duration), tones.silence(60)])
             self._inband_tone = np.concatenate([tone, tones.silence(-len(tone) % FRAME_SAMPLES)])
-        frame = self.source.next_frame(self) if self.source is not None else None
+        frame = None
+        source = self.source
+        if source is not None:
+            try:
+                frame = source.next_frame(self)
+            except Exception:
+                log.failure("media source {source!r} failed; detached", source=source)
+                self.clear_source(source)
         if self._inband_tone is not None:
             frame = self._inband_tone[:FRAME_SAMPLES]
             rest = self._inband_tone[FRAME_SAMPLES:]

@@ -151,3 +151,29 @@ class TickTests(unittest.TestCase):
         self.assertTrue(first.closed)
         self.assertEqual(rig.media.sessions, (second,))
         self.assertEqual(len(rig.reactor.ports[second.local_port].rtp()), rig.media.ticks)
+
+
+class IsolationTests(unittest.TestCase):
+    def test_a_failing_source_or_consumer_does_not_stop_other_calls(self):
+        rig = Rig()
+        broken, healthy = rig.session(), rig.session()
+
+        class Broken:
+            def next_frame(self, session):
+                raise RuntimeError("source bug")
+
+            def inbound_frame(self, session, pcm, status):
+                raise RuntimeError("consumer bug")
+
+        party = Broken()
+        broken.set_source(party)
+        broken.add_consumer(party)
+        broken.dtmf_listeners.append(lambda digit: 1 / 0)
+        rig.run(0.1)
+        broken.receive_info_dtmf("application/dtmf", "5")
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 2)
+        self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
+        self.assertIsNone(broken.source)
+        self.assertEqual(broken.consumers, [])
+        for session in (broken, healthy):
+            self.assertEqual(len(rig.reactor.ports[session.local_port].rtp()), 5)
