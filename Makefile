@@ -5,6 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
+TESTS  ?= tests
 
 .PHONY: run test setup clean-venv
 
@@ -20,7 +21,7 @@ run: $(STAMP)
 	$(BIN)/twistd -n portaum $(ARGS)
 
 test: $(STAMP)
-	$(BIN)/python -m twisted.trial $(TRIAL_ARGS) tests
+	$(BIN)/python -m twisted.trial $(TRIAL_ARGS) $(TESTS)
 
 clean-venv:
 	rm -rf $(VENV)
