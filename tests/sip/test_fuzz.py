@@ -200,3 +200,42 @@ class TransactionFuzz(unittest.TestCase):
         self.assertEqual(layer.client_transactions, 0)
         layer.shutdown()
         self.assertEqual(clock.getDelayedCalls(), [])
+
+    @FUZZ
+    @given(st.sampled_from(["INVITE", "OPTIONS"]), st.booleans(),
+           st.lists(st.tuples(st.sampled_from([100, 180, 183, 200, 202, 302, 486, 503, 603]),
+                              st.sampled_from([0, 0.2, 1.0, 5.0, 40.0])), max_size=8),
+           st.booleans())
+    def test_client_transaction_invariants(self, method, reliable, responses, cancel):
+        from twisted.internet import task
+        from portaum_tx.sip.message import Request, make_response
+        from portaum_tx.sip.transaction import TransactionLayer
+
+        clock = task.Clock()
+        layer = TransactionLayer(clock, lambda m, d: None, lambda t, r: None)
+        request = Request(method, "sip:bob@example.com", [
+            ("Via", "SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKfuzz"), ("From", "<sip:a@b>;tag=1"),
+            ("To", "<sip:bob@example.com>"), ("Call-ID", "c"), ("CSeq", "1 %s" % method)])
+        seen = []
+        txn = layer.send_request(request, "peer", reliable, lambda t, r: seen.append(r.status))
+        finals = []
+        txn.final.addCallback(lambda r: finals.append(r.status))
+        if cancel and method == "INVITE":
+            txn.cancel()
+        for status, delay in responses:
+            layer.receive(parse_message(make_response(request, status, to_tag="x").serialize()),
+                          "peer", reliable)
+            clock.advance(delay)
+        clock.advance(100)
+        self.assertTrue(txn.terminated or txn.state == "proceeding")
+        if txn.terminated:
+            self.assertEqual(len(finals), 1)
+            self.assertGreaterEqual(finals[0], 200)
+        else:
+            self.assertEqual(finals, [])
+        # Nothing after a non-2xx final reaches the TU; only 2xx may repeat.
+        finals_seen = [s for s in seen if s >= 200]
+        if finals_seen and finals_seen[0] >= 300:
+            self.assertEqual(len(finals_seen), 1)
+        layer.shutdown()
+        self.assertEqual(clock.getDelayedCalls(), [])
