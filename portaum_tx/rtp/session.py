@@ -30,10 +30,10 @@ from portaum_tx.rtp.dtmf import (
     DtmfDigit, DtmfError, TelephoneEventReceiver, digit_to_event, parse_sip_info_dtmf,
     telephone_event_payloads,
 )
-from portaum_tx.rtp.jitter import FRAME_IDLE, JitterBuffer
+from portaum_tx.rtp.jitter import JitterBuffer
 from portaum_tx.rtp.packet import (
     RTP_HEADER, Goodbye, ReceiverReport, RtpError, SDES_CNAME, SdesChunk, SenderReport,
-    SourceDescription, build_rtcp, looks_like_rtcp, ntp_from_seconds, ntp_middle32, parse_rtcp,
+    SourceDescription, build_rtcp, ntp_from_seconds, ntp_middle32, parse_rtcp,
     parse_rtp,
 )
 from portaum_tx.rtp.stats import ReceiverStatistics

@@ -1,6 +1,5 @@
 import os
 
-import numpy as np
 from twisted.internet import defer
 from twisted.trial import unittest
 
