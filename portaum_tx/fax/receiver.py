@@ -157,13 +157,22 @@ class FaxReceiver:
         with self._contained():
             self._deliver_ifps(packets)
 
-    def rx_audio(self, samples: np.ndarray) -> np.ndarray:
+    def rx_audio(self, samples: np.ndarray | None) -> np.ndarray:
+        """One tick of received audio in, one tick to send out.
+
+        Pass None when the tick's packet was lost: spandsp then fills the gap
+        itself, which upsets its modems far less than a block of silence.
+        """
+        count = TICK_SAMPLES if samples is None else len(samples)
         if self._finished:
-            return np.zeros(TICK_SAMPLES, dtype=np.int16)
-        out = np.zeros(len(samples), dtype=np.int16)
+            return np.zeros(count, dtype=np.int16)
+        out = np.zeros(count, dtype=np.int16)
         with self._contained():
-            self._terminal.rx(samples)
-            out = self._terminal.tx(len(samples))
+            if samples is None:
+                self._terminal.rx_missing(count)
+            else:
+                self._terminal.rx(samples)
+            out = self._terminal.tx(count)
             self._ticks += 1
             self._after_spandsp()
         return out

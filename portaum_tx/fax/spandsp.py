@@ -109,6 +109,7 @@ _SIGNATURES = {
     "fax_init": (_P, [_P, _INT]),
     "fax_free": (_INT, [_P]),
     "fax_rx": (_INT, [_P, ctypes.POINTER(ctypes.c_int16), _INT]),
+    "fax_rx_fillin": (_INT, [_P, _INT]),
     "fax_tx": (_INT, [_P, ctypes.POINTER(ctypes.c_int16), _INT]),
     "fax_set_transmit_on_idle": (None, [_P, _INT]),
     "fax_set_tep_mode": (None, [_P, _INT]),
@@ -382,6 +383,13 @@ class AudioFax(_SpandspObject):
         buffer = np.ascontiguousarray(samples, dtype=np.int16)
         self._lib.fax_rx(self._state, buffer.ctypes.data_as(ctypes.POINTER(ctypes.c_int16)),
                          len(buffer))
+        self.check_callbacks()
+
+    def rx_missing(self, count: int) -> None:
+        """`count` samples were lost in transit: let the modems coast over the gap."""
+        if self.closed:
+            return
+        self._lib.fax_rx_fillin(self._state, count)
         self.check_callbacks()
 
     def tx(self, count: int) -> np.ndarray:

@@ -257,14 +257,20 @@ def ulaw_round_trip(samples):
     return np.where(sign, -decoded, decoded).astype(np.int16)
 
 
-def run_audio(clock, receiver, sender, max_seconds=600, on_tick=None, companding=True):
+def run_audio(clock, receiver, sender, max_seconds=600, on_tick=None, companding=True,
+              loss=0.0, seed=1):
+    """Tick an audio fax call; `loss` drops that fraction of the sender's packets,
+    which the receiver is told about (rx_audio(None)) as an RTP layer would."""
     results = []
     receiver.done.addCallback(results.append)
     line = ulaw_round_trip if companding else (lambda samples: samples)
+    rng = random.Random(seed)
     from_receiver = np.zeros(TICK_SAMPLES, dtype=np.int16)
     ticks = 0
     while not results and ticks < max_seconds * 50:
         from_sender = line(sender.step(line(from_receiver)))
+        if loss and rng.random() < loss:
+            from_sender = None
         from_receiver = receiver.rx_audio(from_sender)
         receiver.tick()
         clock.advance(0.02)
