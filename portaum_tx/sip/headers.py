@@ -327,6 +327,24 @@ class Via(_WithParams):
     def reliable(self) -> bool:
         return self.transport not in ("UDP", "DTLS")
 
+    def response_address(self) -> tuple[str, int]:
+        """Where an unreliable-transport response goes (RFC 3261 18.2.2, RFC 3581).
+
+        maddr first, then received (with rport if filled in), then sent-by;
+        the default port is 5061 for TLS, 5060 otherwise.  Over a connection
+        the response goes back over that connection instead.
+        """
+        default = 5061 if self.transport in ("TLS", "WSS") else 5060
+        rport = self.rport
+        if self.maddr:
+            return self.maddr.strip("[]"), self.port or default
+        if self.received:
+            port = rport if isinstance(rport, int) and rport is not True else \
+                (self.port or default)
+            return self.received.strip("[]"), port
+        return self.host, (rport if isinstance(rport, int) and rport is not True
+                           else self.port or default)
+
     def stamp_source(self, host: str, port: int) -> None:
         """Record where the request really came from (RFC 3261 18.2.1, RFC 3581).
 

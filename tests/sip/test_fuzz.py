@@ -19,7 +19,7 @@ SEEDS = [open(os.path.join(DATA, f), "rb").read()
          for f in sorted(os.listdir(DATA)) if f.endswith(".dat")]
 SIP_ALPHABET = st.sampled_from(list(b"sip:@;=<>\"\\,?&%/[]: \t\r\n0123456789aAzZ.-_*+!~'()"))
 # PORTAUM_FUZZ_EXAMPLES raises the example count for a longer hunt.
-FUZZ = settings(max_examples=int(os.environ.get("PORTAUM_FUZZ_EXAMPLES", "150")), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(max_examples=int(os.environ.get("PORTAUM_FUZZ_EXAMPLES", "100")), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @st.composite

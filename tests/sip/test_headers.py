@@ -251,3 +251,18 @@ class LenientDisplayNameTests(unittest.TestCase):
         for bad in ["Müller, Jürgen <sip:jm@example.de>", "a@b <sip:jm@example.de>",
                     "x\udcff <sip:jm@example.de>"]:
             self.assertRaises(SipParseError, NameAddr.parse, bad)
+
+
+class ResponseAddressTests(unittest.TestCase):
+    def test_rules(self):
+        cases = [
+            ("SIP/2.0/UDP pc.example.com", ("pc.example.com", 5060)),
+            ("SIP/2.0/TLS pc.example.com", ("pc.example.com", 5061)),
+            ("SIP/2.0/UDP pc.example.com:5070;received=192.0.2.4", ("192.0.2.4", 5070)),
+            ("SIP/2.0/UDP 10.0.0.5:5060;rport=40123;received=203.0.113.9", ("203.0.113.9", 40123)),
+            ("SIP/2.0/UDP 10.0.0.5:5060;rport;received=203.0.113.9", ("203.0.113.9", 5060)),
+            ("SIP/2.0/UDP h:5070;maddr=239.1.1.1;received=192.0.2.4", ("239.1.1.1", 5070)),
+            ("SIP/2.0/UDP [2001:db8::1]:5062;received=2001:db8::9", ("2001:db8::9", 5062)),
+        ]
+        for text, expected in cases:
+            self.assertEqual(Via.parse(text).response_address(), expected, text)
