@@ -66,7 +66,7 @@ class FaxReceiver:
     T.38 mode: the call layer passes every UDPTL datagram to feed_udptl() and sends
     what `send_datagram(bytes)` is given; tick() every 20 ms moves spandsp's timers.
     Audio mode: rx_audio(160 samples) returns the 160 samples to send; it is the
-    tick (pass silence for a lost packet), and tick() only watches the limits.
+    tick (pass None for a lost packet), and tick() only watches the limits.
     `done` fires once with a FaxResult, also after stop() or a limit.
     """
 
