@@ -196,6 +196,12 @@ SECTIONS: dict[str, tuple[Option, ...]] = {
         _opt("certificate", _str, "", "PEM certificate; empty = self-signed in <data_dir>/tls"),
         _opt("private_key", _str, "", "PEM private key for the certificate"),
     ),
+    "payment": (
+        _opt("url", _str, "", "HTTPS URL of the payment gateway's charge endpoint; empty = card top-up off"),
+        _opt("username", _str, "", "HTTP basic user name at the gateway"),
+        _opt("password", _str, "", "HTTP basic password at the gateway"),
+        _opt("timeout", _seconds, "30s", "give up on a gateway request after this long"),
+    ),
     "cluster": (
         _opt("node_name", _str, "", "this node's name in logs and call records; empty = host name"),
         _opt("secret", _str, "", "shared secret of the nodes (nonces, cookies); empty = per data_dir"),
