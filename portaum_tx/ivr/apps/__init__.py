@@ -1,0 +1,175 @@
+"""IVR applications and the registry that names them.
+
+An application is ``async def app(call, context, options) -> None``: ``call`` a
+:class:`~portaum_tx.ivr.call.Call`, ``context`` an :class:`AppContext` (the node's services
+and why the call reached the application), ``options`` the access number's application
+options (a dict; each application documents and checks its own).
+
+Applications register under the names the guide and the access-number table use::
+
+    from portaum_tx.ivr.apps import application
+
+    @application("voicemail")
+    async def deposit(call, context, options): ...
+
+:func:`load_applications` imports every module of this package so that each registers itself;
+a new application is a new module here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import pkgutil
+from typing import Any, Awaitable, Callable, Optional
+
+from portaum_tx.ivr.prompts import language_preferences
+
+Application = Callable[[Any, "AppContext", dict], Awaitable[None]]
+
+
+class UnknownApplication(LookupError):
+    def __init__(self, name: str):
+        super().__init__(f"no IVR application named {name!r}")
+        self.name = name
+
+
+class OptionError(ValueError):
+    """An application option with a value the application cannot use; names the option."""
+
+
+class ApplicationRegistry:
+    def __init__(self):
+        self._apps: dict[str, Application] = {}
+
+    def register(self, name: str, app: Application, replace: bool = False) -> Application:
+        if not replace and name in self._apps and self._apps[name] is not app:
+            raise ValueError(f"IVR application {name!r} is already registered")
+        self._apps[name] = app
+        return app
+
+    def unregister(self, name: str) -> None:
+        self._apps.pop(name, None)
+
+    def get(self, name: str) -> Application:
+        try:
+            return self._apps[name]
+        except KeyError:
+            raise UnknownApplication(name) from None
+
+    def find(self, name: str) -> Optional[Application]:
+        return self._apps.get(name)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._apps
+
+    def names(self) -> list[str]:
+        return sorted(self._apps)
+
+    def copy(self) -> "ApplicationRegistry":
+        other = ApplicationRegistry()
+        other._apps = dict(self._apps)
+        return other
+
+
+#: The process-wide registry the modules of this package register into.
+registry = ApplicationRegistry()
+
+
+def application(name: str) -> Callable[[Application], Application]:
+    def register(app: Application) -> Application:
+        return registry.register(name, app)
+    return register
+
+
+def load_applications() -> ApplicationRegistry:
+    """Import every application module of this package; returns the registry."""
+    for module in pkgutil.iter_modules(__path__):
+        if not module.name.startswith("_"):
+            importlib.import_module(f"{__name__}.{module.name}")
+    return registry
+
+
+@dataclasses.dataclass
+class AppContext:
+    """What an application may use besides the call.
+
+    ``store``: the domain stores (greetings live in ``store.accounts``);
+    ``mailboxes``: MailboxService; ``accounts``: AccountService; ``clock``: IReactorTime;
+    ``applications``: the registry (to hand a call on, e.g. to fax reception);
+    ``access_number``: the AccessNumber the call came in on, or None;
+    ``mailbox``: the account a voicemail deposit is for, when routing decided it;
+    ``reason``: why the call was diverted there (busy, no-answer, unavailable ...);
+    ``run_blocking``: runs a CPU-heavy function off the reactor (MP3 encoding), returning a
+    Deferred; None runs it inline.
+    """
+
+    store: Any
+    mailboxes: Any
+    accounts: Any
+    clock: Any
+    applications: ApplicationRegistry = dataclasses.field(default_factory=lambda: registry)
+    access_number: Any = None
+    mailbox: Optional[str] = None
+    reason: Optional[str] = None
+    run_blocking: Optional[Callable[..., Any]] = None
+
+    async def blocking(self, function: Callable[..., Any], *args: Any) -> Any:
+        if self.run_blocking is None:
+            return function(*args)
+        return await self.run_blocking(function, *args)
+
+
+# --- option parsing shared by applications (names as in the guide's Appendix A) ---------
+
+def option_bool(options: dict, name: str, default: bool) -> bool:
+    value = options.get(name, default)
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (int,)) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in ("yes", "no", "true", "false", "1", "0", "on", "off"):
+        return value.strip().lower() in ("yes", "true", "1", "on")
+    raise OptionError(f"option {name} must be yes or no, got {value!r}")
+
+
+def option_number(options: dict, name: str, default: float, minimum: float, maximum: float,
+                  integer: bool = False) -> float:
+    value = options.get(name, default)
+    try:
+        if isinstance(value, bool):
+            raise ValueError
+        number = int(value) if integer else float(value)
+        if integer and isinstance(value, float) and value != int(value):
+            raise ValueError
+    except (TypeError, ValueError):
+        raise OptionError(f"option {name} must be a{'n integer' if integer else ' number'}, "
+                          f"got {value!r}") from None
+    if not minimum <= number <= maximum:
+        raise OptionError(f"option {name} must be between {minimum:g} and {maximum:g}, got {value!r}")
+    return number
+
+
+def option_languages(options: dict) -> list[str]:
+    value = options.get("languages", [])
+    if isinstance(value, str):
+        value = [part for part in value.replace(",", " ").split() if part]
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        raise OptionError(f"option languages must be a list of language codes, got {value!r}")
+    return list(value)
+
+
+def option_brand(options: dict) -> Optional[str]:
+    value = options.get("prompts_brand") or None
+    if value is not None and (not isinstance(value, str) or "/" in value or value.startswith(".")):
+        raise OptionError(f"option prompts_brand must be a directory name, got {value!r}")
+    return value
+
+
+def apply_language_options(call, options: dict, account_language: Optional[str]) -> None:
+    """Set the call's prompt languages and brand from the common options (Languages,
+    Conf Language List is Preferred, Prompts Brand) and the account's language."""
+    call.languages = language_preferences(
+        account_language, option_languages(options),
+        option_bool(options, "language_list_preferred", False))
+    call.brand = option_brand(options)
