@@ -228,17 +228,21 @@ class InbandDtmfSettings:
     relative_peak_db: float = 8.0  # other frequencies of the same group must be this far below
     harmonic_db: float = 6.0  # second harmonics must be this far below their fundamental
     min_tone_fraction: float = 0.5  # share of the block energy in the two tones
-    min_on_blocks: int = 2  # 40 ms at 20 ms blocks
-    min_off_blocks: int = 1  # gap before the next press is accepted
+    # Windows of block_samples are analysed every half block (10 ms hops), so that a
+    # 40 ms tone or gap always covers whole windows whatever its alignment.
+    min_on_windows: int = 3  # consecutive windows with the digit: about 40 ms of tone
+    min_off_windows: int = 2  # windows without it before the next press counts
 
 
 class InbandDtmfDetector:
     """Goertzel DTMF detection over a (sessions x block) array per call.
 
-    Per block each row is classified as one digit or none with the usual checks
-    (level, twist, relative peak, second harmonic, share of energy); a digit is
-    reported once when it persists for ``min_on_blocks`` blocks after at least
-    ``min_off_blocks`` blocks without it.
+    Each call receives one block per session; the detector analyses two windows per
+    block, the one straddling the previous block's second half and this block's first
+    half, then the block itself. Each window is classified as one digit or none with
+    the usual checks (level, twist, relative peak, second harmonic, share of energy);
+    a digit is reported once when it persists for ``min_on_windows`` windows after at
+    least ``min_off_windows`` windows without it.
     """
 
     def __init__(self, settings: InbandDtmfSettings | None = None, capacity: int = 64):
@@ -262,9 +266,19 @@ class InbandDtmfDetector:
             "last": (np.int8, -1), "run": (np.int16, 0), "active": (np.int8, -1),
             "off": (np.int16, 0), "armed": (np.bool_, True),
         })
+        self._half = s.block_samples // 2
+        self._tails = np.zeros((self.states.capacity, self._half), dtype=np.int16)
 
     def reset(self, slot: int) -> None:
         self.states.reset(slot)
+        self._grow_tails()
+        self._tails[slot] = 0
+
+    def _grow_tails(self) -> None:
+        if len(self._tails) < self.states.capacity:
+            grown = np.zeros((self.states.capacity, self._half), dtype=np.int16)
+            grown[: len(self._tails)] = self._tails
+            self._tails = grown
 
     def classify(self, block: np.ndarray) -> np.ndarray:
         """Digit code (index into DTMF_DIGITS) per row, -1 where no DTMF pair is present."""
@@ -309,15 +323,28 @@ class InbandDtmfDetector:
         return result
 
     def process(self, block: np.ndarray, slots: np.ndarray) -> list[tuple[int, str]]:
-        """Classify every row and advance the per-slot state; returns (row, digit) for
-        each row whose session completed a new key press in this block."""
+        """Analyse one block per session (row) and advance the per-slot state; returns
+        (row, digit) for each row whose session completed a new key press."""
         slots = np.asarray(slots, dtype=np.intp)
         if len(slots) == 0:
             return []
+        block = np.asarray(block)
+        if block.ndim != 2 or block.shape[1] != self.settings.block_samples:
+            raise DtmfError(f"expected a (sessions, {self.settings.block_samples}) block, got {block.shape}")
         self.states.ensure(int(slots.max()) + 1)
+        self._grow_tails()
+        half = self._half
+        straddling = np.concatenate([self._tails[slots], block[:, :half]], axis=1)
+        self._tails[slots] = block[:, half:]
+        digits = self.classify(np.concatenate([straddling, block]))
+        count = len(slots)
+        events = self._advance(digits[:count], slots)
+        events += self._advance(digits[count:], slots)
+        return events
+
+    def _advance(self, digit: np.ndarray, slots: np.ndarray) -> list[tuple[int, str]]:
         st = self.states
-        digit = self.classify(block)
-        # Rows with no tone, no tone last block and armed have nothing to update.
+        # Rows with no tone, no tone last window and armed have nothing to update.
         busy = np.flatnonzero((digit >= 0) | (st.last[slots] >= 0) | ~st.armed[slots])
         if len(busy) == 0:
             return []
@@ -327,8 +354,8 @@ class InbandDtmfDetector:
         run = np.where(digit >= 0, np.where(digit == last, st.run[slots] + 1, 1), 0)
         active = st.active[slots]
         off = np.where(digit != active, st.off[slots] + 1, 0)
-        armed = st.armed[slots] | (off >= self.settings.min_off_blocks)
-        fire = (digit >= 0) & (run >= self.settings.min_on_blocks) & armed
+        armed = st.armed[slots] | (off >= self.settings.min_off_windows)
+        fire = (digit >= 0) & (run >= self.settings.min_on_windows) & armed
         active = np.where(fire, digit, active)
         armed = armed & ~fire
         off = np.where(fire, 0, off)

@@ -47,7 +47,7 @@ class RecordingSettings:
     silence_seconds: float | None = 5.0  # None: never stop on silence
     silence_threshold_dbfs: float = -42.0  # frames quieter than this are silence
     trim_silence: bool = True  # drop the trailing silence that ended the recording
-    inband_digit_frames: int = 2  # audio of an in-band terminator tone to cut off
+    inband_digit_frames: int = 3  # audio of an in-band terminator tone to cut off (detected after ~40 ms)
 
 
 def frame_levels_dbfs(frames: np.ndarray) -> np.ndarray:

@@ -143,7 +143,7 @@ class InbandDtmfTests(unittest.TestCase):
     def test_minimum_duration_and_gap(self):
         self.assertEqual(detected([press_sequence("1234", on_ms=40, off_ms=40)], [17]), ["1234"])
         self.assertEqual(detected([press_sequence("55", on_ms=15, off_ms=100)]), [""])
-        # 40 ms presses of the same key separated by 40 ms are two presses
+        # presses of the same key separated by 40 ms are two presses
         self.assertEqual(detected([press_sequence("77", on_ms=50, off_ms=40)], [50]), ["77"])
 
     def test_noisy_tones_at_several_snrs(self):
@@ -214,12 +214,27 @@ class InbandDtmfTests(unittest.TestCase):
 
     def test_state_is_per_slot(self):
         detector = InbandDtmfDetector()
-        tone_block = tones.dtmf("3", 20).reshape(1, 160)
-        quiet = np.zeros((1, 160), np.int16)
-        # slot 5 hears the tone twice, slot 9 only once between silences
-        self.assertEqual(detector.process(np.vstack([tone_block, tone_block]), [5, 9]), [])
-        self.assertEqual(detector.process(np.vstack([tone_block, quiet]), [5, 9]), [(0, "3")])
+        tone = tones.dtmf("3", 60).reshape(3, 160)
+        quiet = np.zeros(160, np.int16)
+        # slot 5 hears 40 ms of tone, slot 9 only 20 ms: only slot 5 has a key press
+        self.assertEqual(detector.process(np.vstack([tone[0], quiet]), [5, 9]), [])
+        self.assertEqual(detector.process(np.vstack([tone[1], tone[0]]), [5, 9]), [(0, "3")])
+        self.assertEqual(detector.process(np.vstack([quiet, quiet]), [5, 9]), [])
         detector.reset(5)
-        self.assertEqual(detector.process(tone_block, [5]), [])
+        self.assertEqual(detector.process(tone[2:3], [5]), [])
         with self.assertRaisesRegex(DtmfError, "block"):
             detector.classify(np.zeros((2, 100), np.int16))
+        with self.assertRaisesRegex(DtmfError, "block"):
+            detector.process(np.zeros((1, 100), np.int16), [0])
+
+    def test_forty_ms_presses_and_gaps_at_every_alignment(self):
+        signal = press_sequence(ALL_DIGITS, on_ms=40, off_ms=40)
+        offsets = list(range(0, 160, 5))
+        self.assertEqual(detected([signal] * len(offsets), offsets), [ALL_DIGITS] * len(offsets))
+        repeated = press_sequence("7777", on_ms=40, off_ms=40)
+        self.assertEqual(detected([repeated] * len(offsets), offsets), ["7777"] * len(offsets))
+
+    def test_presses_shorter_than_twenty_ms_are_rejected_at_every_alignment(self):
+        offsets = list(range(0, 160, 5))
+        short = press_sequence(ALL_DIGITS, on_ms=18, off_ms=60)
+        self.assertEqual(sum(len(d) for d in detected([short] * len(offsets), offsets)), 0)
