@@ -240,7 +240,8 @@ class Config:
 
 
 def parse_ini(text: str, source: str) -> dict[str, dict[str, tuple[str, int]]]:
-    """Parse INI text into ``{section: {key: (value, line)}}``."""
+    """Parse INI text into ``{section: {key: (value, line)}}``; the header's own
+    line is kept under the key ``""``."""
     result: dict[str, dict[str, tuple[str, int]]] = {}
     current: dict[str, tuple[str, int]] | None = None
     current_name = None
@@ -254,7 +255,7 @@ def parse_ini(text: str, source: str) -> dict[str, dict[str, tuple[str, int]]]:
             current_name = line[1:-1].strip()
             if current_name in result:
                 raise ConfigError(f"section [{current_name}] appears twice", source, number)
-            current = result[current_name] = {}
+            current = result[current_name] = {"": ("", number)}
             continue
         if "=" not in line:
             raise ConfigError(f"expected 'key = value', got {line!r}", source, number)
@@ -263,7 +264,7 @@ def parse_ini(text: str, source: str) -> dict[str, dict[str, tuple[str, int]]]:
         key, value = (part.strip() for part in line.split("=", 1))
         if not key:
             raise ConfigError("missing key before '='", source, number)
-        if key in current:
+        if key in current and key:
             raise ConfigError("set twice in the same section", source, number,
                               f"[{current_name}] {key}")
         current[key] = (value, number)
@@ -291,10 +292,11 @@ def load_config(path: str | None = None,
         section, key, value = match.groups()
         raw.setdefault(section, {})[key] = (value.strip(), None)
 
+    header_lines = {name: options.pop("", ("", None))[1] for name, options in raw.items()}
     sections = {}
     for section_name, options in raw.items():
         if section_name not in SECTIONS:
-            line = next(iter(options.values()), (None, None))[1]
+            line = header_lines[section_name]
             raise ConfigError(f"unknown section; known sections are {', '.join(SECTIONS)}",
                               _source_for(path, line), line, f"[{section_name}]")
     for section_name, declared in SECTIONS.items():

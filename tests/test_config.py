@@ -46,7 +46,7 @@ class ConfigTests(unittest.TestCase):
 
     def test_unknown_section(self):
         self.assertError("# hello\n[sipp]\nport = 1\n",
-                         "{path}:3: [sipp]: unknown section; known sections are "
+                         "{path}:2: [sipp]: unknown section; known sections are "
                          + ", ".join(SECTIONS))
 
     def test_unknown_key(self):
