@@ -110,6 +110,7 @@ class FakeCall(Call):
         self._utterances: list[Utterance] = []
         self._nudge: defer.Deferred | None = None
         self._reactor = None
+        self._scripted: list = []
 
     # --- the script -----------------------------------------------------------------
 
@@ -217,7 +218,17 @@ class FakeCall(Call):
                 nudge.callback(None)
 
     def _schedule(self, delay: float, what: Callable[[], None]) -> None:
-        self.clock.callLater(max(0.0, delay), what)
+        self._scripted = [c for c in self._scripted if c.active()]
+        self._scripted.append(self.clock.callLater(max(0.0, delay), what))
+
+    def remote_hangup(self, reason: str = "hangup") -> None:
+        """Also drops what the script would still have done: a caller who has gone presses
+        nothing more."""
+        super().remote_hangup(reason)
+        for pending in self._scripted:
+            if pending.active():
+                pending.cancel()
+        self._scripted = []
 
     def _press_timed(self, keys: str, gap: float) -> None:
         for index, key in enumerate(keys):
