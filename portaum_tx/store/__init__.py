@@ -14,6 +14,7 @@ from .database import Database
 from .engines import (IntegrityError, SchemaTooNew, StoreError, StoreUnavailable,
                       create_engine)
 from .mailbox import Folder, Mailbox, MailboxFull, MailboxStore, MessageInfo
+from .outbound import OutboundStore
 from .prompts import PromptStore
 from .settings import SettingsStore
 
@@ -26,6 +27,7 @@ class Store:
         self.clock = clock
         self.accounts = AccountStore(db, clock)
         self.mailboxes = MailboxStore(db, clock)
+        self.outbound = OutboundStore(db, clock)
         self.access_numbers = AccessNumberStore(db, clock)
         self.prompts = PromptStore(db, clock)
         self.settings = SettingsStore(db)
