@@ -1,0 +1,105 @@
+"""Fakes shared by the user agent tests: a datagram socket, RTP sessions, a phone."""
+
+from __future__ import annotations
+
+from twisted.internet import task
+
+from portaum_tx.sip.message import Request, Response, parse_message
+from portaum_tx.sip.transport import Peer, SipTransport, UdpEndpoint
+from portaum_tx.sip.ua import UserAgent
+
+PHONE = ("192.0.2.7", 5062)
+
+
+class FakeDatagramTransport:
+    def __init__(self):
+        self.sent: list[tuple[bytes, tuple]] = []
+
+    def write(self, data, addr):
+        self.sent.append((data, addr))
+
+
+class FakeRtp:
+    def __init__(self, port):
+        self.local_port = port
+        self.params = None
+        self.started = False
+        self.closed = None
+        self.info = []
+        self.dtmf_listeners = []
+        self.dead_peer_listeners = []
+        self.fax_listeners = []
+
+    def configure(self, params):
+        self.params = params
+
+    def start(self):
+        self.started = True
+
+    def close(self, reason="hangup"):
+        self.closed = reason
+
+    def receive_info_dtmf(self, content_type, body):
+        self.info.append((content_type, body))
+
+
+class FakeMedia:
+    def __init__(self):
+        self.sessions = []
+
+    def create_session(self):
+        rtp = FakeRtp(40000 + 2 * len(self.sessions))
+        self.sessions.append(rtp)
+        return rtp
+
+
+OFFER = (b"v=0\r\no=alice 1 1 IN IP4 192.0.2.7\r\ns=-\r\nc=IN IP4 192.0.2.7\r\nt=0 0\r\n"
+         b"m=audio 30000 RTP/AVP 0 8 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n"
+         b"a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\na=ptime:20\r\n")
+
+
+class Harness:
+    """A user agent on a fake UDP socket, driven by a task.Clock."""
+
+    def __init__(self, **options):
+        self.clock = task.Clock()
+        self.transport = SipTransport(self.clock)
+        self.endpoint = UdpEndpoint(self.transport)
+        self.socket = FakeDatagramTransport()
+        self.endpoint.makeConnection(self.socket)
+        self.media = FakeMedia()
+        self.incoming = []
+        options.setdefault("on_incoming", self.incoming.append)
+        self.ua = UserAgent(self.clock, self.transport, host="192.0.2.1", media=self.media,
+                            ports={"udp": 5060}, domain="example.com", **options)
+
+    def feed(self, data: bytes, source=PHONE):
+        self.endpoint.datagramReceived(data, source)
+
+    def take(self) -> list:
+        out = [(parse_message(data), addr) for data, addr in self.socket.sent]
+        self.socket.sent.clear()
+        return out
+
+    def responses(self) -> list[Response]:
+        return [m for m, _ in self.take() if isinstance(m, Response)]
+
+
+def invite(call_id="call-1", branch="z9hG4bKinv1", cseq=1, body=OFFER, extra="", to_tag=None,
+           method="INVITE", uri="sip:800@192.0.2.1", content_type="application/sdp"):
+    to = "<sip:800@example.com>" + (";tag=%s" % to_tag if to_tag else "")
+    head = (f"{method} {uri} SIP/2.0\r\n"
+            f"Via: SIP/2.0/UDP 10.0.0.7:5062;branch={branch};rport\r\n"
+            f"Max-Forwards: 70\r\nFrom: \"Alice\" <sip:1001@example.com>;tag=alice1\r\n"
+            f"To: {to}\r\nCall-ID: {call_id}\r\nCSeq: {cseq} {method}\r\n"
+            f"Contact: <sip:1001@10.0.0.7:5062>\r\n{extra}")
+    if body:
+        head += "Content-Type: %s\r\n" % content_type
+    return (head + "Content-Length: %d\r\n\r\n" % len(body)).encode() + body
+
+
+def in_dialog(method, to_tag, cseq, branch, call_id="call-1", body=b"", extra="",
+              content_type="application/sdp"):
+    return invite(call_id=call_id, branch=branch, cseq=cseq, body=body, extra=extra,
+                  to_tag=to_tag, method=method, uri="sip:1001@10.0.0.7:5062",
+                  content_type=content_type)
