@@ -166,6 +166,10 @@ class AccountService:
         values = {name: check_preference(name, value) for name, value in preferences.items()}
         return await self.store.accounts.set_account_fields(account_id, **values)
 
+    async def get_account(self, account_id: str) -> Account:
+        """An account's settings (forwarding, formats) for the front ends."""
+        return await self.store.accounts.get_account(account_id)
+
     async def add_alias(self, alias: str, account_id: str) -> None:
         await self.store.accounts.add_alias(check_alias(alias), account_id)
 
