@@ -1,0 +1,210 @@
+"""The media half of the Call API over an RTP session.
+
+:class:`MediaCall` plays, records, hears digits and fax tones through the rtp package
+(:class:`~portaum_tx.rtp.player.Player`, :class:`~portaum_tx.rtp.recorder.Recorder`,
+the session's DTMF and fax-tone events, :class:`~portaum_tx.rtp.bridge.Bridge`) and resolves
+prompt names through a :class:`~portaum_tx.ivr.prompts.PromptLibrary`. The SIP layer supplies
+only the signalling, as a :class:`CallSignalling`, and tells the call when the far end hangs
+up (:meth:`~portaum_tx.ivr.call.Call.remote_hangup`) or sends DTMF by SIP INFO
+(``session.receive_info_dtmf``). A media session that closes or goes dead ends the call too.
+
+    session = RtpSession(media_clock, params); allocator.bind(session); session.start()
+    call = MediaCall(reactor, session, prompt_library, signalling,
+                     call_id=..., calling=..., called=..., original_called=..., diversion_reason=...)
+    await router.handle(call)
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Protocol
+
+from twisted.internet import defer
+from twisted.logger import Logger
+
+from portaum_tx.ivr.call import (
+    FINISHED, HANGUP, MAX_LENGTH, SILENCE, STOPPED, Audio, Beep, Call, CallError, MediaOperation,
+    PlayItem, PlayResult, Recording, Silence,
+)
+from portaum_tx.ivr.prompts import PromptError, PromptLibrary
+from portaum_tx.rtp import player as rtp_player
+from portaum_tx.rtp import tones
+from portaum_tx.rtp.bridge import Bridge
+from portaum_tx.rtp.codecs import PCMU
+from portaum_tx.rtp.recorder import Recorder, RecordingSettings
+
+log = Logger()
+
+FRAME_MS = 20
+#: Audio of an in-band terminator tone cut from the end of a recording it ended.
+INBAND_TERMINATOR_TRIM_MS = 60
+
+_RECORDER_REASONS = {"silence": SILENCE, "max_length": MAX_LENGTH, "hangup": HANGUP, "stopped": STOPPED}
+
+
+class CallSignalling(Protocol):
+    """What the SIP layer provides for one call leg. Each method returns when done."""
+
+    async def answer(self) -> None:
+        """200 OK with the SDP of the session, then the ACK."""
+
+    async def reject(self, code: int, reason: Optional[str]) -> None:
+        """A final error response to the INVITE."""
+
+    async def hangup(self) -> None:
+        """BYE (or CANCEL / an error response before answer)."""
+
+    async def transfer(self, destination: str) -> None:
+        """Blind transfer; raise portaum_tx.ivr.call.TransferFailed when refused."""
+
+    async def dial(self, destination: str, caller_id: Optional[str], timeout: float) -> "MediaCall":
+        """An outgoing leg, answered, as a MediaCall; raise portaum_tx.ivr.call.DialFailed.
+        Cancelling the returned awaitable must cancel the attempt."""
+
+
+class MediaCall(Call):
+    def __init__(self, clock, session, prompts: PromptLibrary, signalling: CallSignalling, *,
+                 prompt_cache: Optional[dict] = None, **identity):
+        super().__init__(clock, **identity)
+        self.session = session
+        self.prompts = prompts
+        self.signalling = signalling
+        #: (prompt source, name, language, brand) -> rtp Prompt; share one per node so that
+        #: A-law transcodings are made once.
+        self.prompt_cache = prompt_cache if prompt_cache is not None else {}
+        self.player = rtp_player.Player(session)
+        self._last_digit_source: str | None = None
+        session.dtmf_listeners.append(self._on_dtmf)
+        session.fax_listeners.append(self.fax_tone_detected)
+        session.close_listeners.append(self._session_closed)
+        session.dead_peer_listeners.append(self._peer_dead)
+
+    # --- session events --------------------------------------------------------------
+
+    def _on_dtmf(self, digit) -> None:
+        self._last_digit_source = digit.source
+        self.digit_received(digit.digit)
+
+    def _session_closed(self, session, reason) -> None:
+        self.remote_hangup(f"media {reason}")
+
+    def _peer_dead(self, session, reason) -> None:
+        log.info("{call_id}: no media from the caller ({reason}); ending the call",
+                 call_id=self.call_id, reason=reason)
+        self.remote_hangup("media timeout")
+
+    def _detach(self) -> None:
+        for listeners, listener in ((self.session.dtmf_listeners, self._on_dtmf),
+                                    (self.session.fax_listeners, self.fax_tone_detected),
+                                    (self.session.close_listeners, self._session_closed),
+                                    (self.session.dead_peer_listeners, self._peer_dead)):
+            if listener in listeners:
+                listeners.remove(listener)
+
+    def remote_hangup(self, reason: str = "hangup") -> None:
+        """Also releases the media session."""
+        if self.hangup_reason is not None:
+            return
+        super().remote_hangup(reason)
+        self._detach()
+        self.session.close("hangup")
+
+    # --- signalling ---------------------------------------------------------------------
+
+    async def _answer(self) -> None:
+        await self.signalling.answer()
+
+    async def _reject(self, code: int, reason: Optional[str]) -> None:
+        await self.signalling.reject(code, reason)
+
+    async def _hangup(self) -> None:
+        self._detach()
+        try:
+            await self.signalling.hangup()
+        finally:
+            self.session.close("hangup")
+
+    async def _transfer(self, destination: str) -> None:
+        await self.signalling.transfer(destination)
+
+    async def _dial(self, destination: str, caller_id: Optional[str], timeout: float) -> Call:
+        return await self.signalling.dial(destination, caller_id, timeout)
+
+    async def _bridge(self, other: Call) -> None:
+        if not isinstance(other, MediaCall):
+            raise CallError(f"cannot bridge a media call with {type(other).__name__}")
+        bridge = Bridge(self.session, other.session)
+        ended = bridge.start()
+        other_gone = defer.Deferred()
+        other.hungup.addBoth(lambda result: (other_gone.called or other_gone.callback(None), result)[1])
+        try:
+            await defer.DeferredList([ended, other_gone], fireOnOneCallback=True, consumeErrors=True)
+        finally:
+            bridge.stop()
+            self.flush_digits()
+
+    # --- media ----------------------------------------------------------------------------
+
+    def _set_fax_detection(self, enabled: bool) -> None:
+        if not self.session.closed:
+            self.session.set_fax_detection(enabled)
+
+    def _start_play(self, items: list[PlayItem]) -> MediaOperation:
+        state = {"playing": None, "stopped": False}
+
+        def stop():
+            state["stopped"] = True
+            if state["playing"] is not None:
+                self.player.stop()
+            elif not operation.done.called:
+                operation.done.callback(PlayResult(STOPPED))
+
+        operation = MediaOperation(stop)
+
+        async def start():
+            resolved = await self._resolve(items)
+            if state["stopped"] or operation.done.called:
+                return
+            playing = state["playing"] = self.player.play(resolved)
+            result = await playing
+            if not operation.done.called:
+                operation.done.callback(PlayResult(FINISHED if result.reason == "finished" else STOPPED))
+
+        started = defer.ensureDeferred(start())
+        started.addErrback(lambda failure: operation.done.called or operation.done.errback(failure))
+        return operation
+
+    async def _resolve(self, items: list[PlayItem]) -> list:
+        out = []
+        for item in items:
+            if isinstance(item, str):
+                try:
+                    prompt = await self.prompts.resolve(item, self.languages, self.brand)
+                except PromptError as e:
+                    log.error("{call_id}: {error}; skipped", call_id=self.call_id, error=str(e))
+                    continue
+                key = (prompt.source, prompt.name, prompt.language, prompt.brand)
+                cached = self.prompt_cache.get(key)
+                if cached is None or cached.samples != len(prompt.ulaw):
+                    cached = self.prompt_cache[key] = rtp_player.Prompt(PCMU, prompt.ulaw, item)
+                out.append(cached)
+            elif isinstance(item, Audio):
+                out.append(rtp_player.Prompt.from_pcm(item.pcm, item.label))
+            elif isinstance(item, Silence):
+                out.append(rtp_player.Silence(item.ms))
+            elif isinstance(item, Beep):
+                out.append(rtp_player.Tone(tones.beep(item.ms), "beep"))
+        return out
+
+    def _start_record(self, max_seconds: float, silence_seconds: float | None) -> MediaOperation:
+        recorder = Recorder(self.session, RecordingSettings(
+            max_seconds=max_seconds, terminators="", silence_seconds=silence_seconds))
+        operation = MediaOperation(recorder.stop)
+
+        def finished(result):
+            pcm = result.pcm
+            if self._terminated is not None and self._last_digit_source == "inband":
+                pcm = pcm[: max(0, len(pcm) - INBAND_TERMINATOR_TRIM_MS * 8)]
+            operation.done.callback(Recording(pcm, _RECORDER_REASONS.get(result.reason, STOPPED)))
+
+        recorder.start().addCallback(finished)
+        return operation
