@@ -174,6 +174,8 @@ SECTIONS: dict[str, tuple[Option, ...]] = {
         _opt("smarthost", _str, "", "host[:port] to relay outbound mail through; empty = MX lookup"),
         _opt("smarthost_username", _str, "", "AUTH user name for the smarthost"),
         _opt("smarthost_password", _str, "", "AUTH password for the smarthost"),
+        _opt("smarthost_require_tls", _bool, "no",
+             "refuse to relay through the smarthost without STARTTLS"),
         _opt("retry_for", _seconds, "5d", "give up on an outbound message after this long"),
         _opt("from_address", _str, "", "sender of notifications; empty = portaum@<hostname>"),
     ),
