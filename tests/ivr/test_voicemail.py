@@ -2,6 +2,8 @@
 
 import io
 
+from twisted.trial import unittest
+
 import numpy as np
 import soundfile
 
@@ -294,3 +296,27 @@ class DepositTests(VoicemailCase):
         call = self.make_call()
         await self.deposit(call, options={"silence_seconds": 0})  # logged, call ended
         self.assertEqual(call.event_names, ["reject"])
+
+
+class PromptCoverageTests(unittest.TestCase):
+    """Every prompt the voicemail applications name is rendered in each shipped language and
+    explained in docs/voicemail.md."""
+
+    def test_prompts_exist_and_are_documented(self):
+        import re
+        from pathlib import Path
+        from portaum_tx.ivr.prompts import PromptLibrary, load_catalog
+        root = Path(__file__).resolve().parents[2]
+        catalog = load_catalog()
+        sources = [root / "portaum_tx/ivr/apps/voicemail.py", root / "portaum_tx/ivr/apps/voicemail_access.py"]
+        names = {m for path in sources for m in re.findall(r'"([a-z][a-z0-9-]+)"', path.read_text())
+                 if m in catalog}
+        names |= {"lang-en", "lang-es"}
+        self.assertGreater(len(names), 50)
+        library = PromptLibrary()
+        docs = (root / "docs/voicemail.md").read_text()
+        for name in sorted(names):
+            for language in ("en", "es"):
+                self.assertTrue(library.file_path(name, language).is_file(), f"{language}/{name}.au")
+            if name.startswith("vm-") or name in ("enter-mailbox", "enter-pin", "login-incorrect"):
+                self.assertTrue(f"`{name}`" in docs, f"{name} is not in docs/voicemail.md")
