@@ -1,0 +1,551 @@
+"""Media load benchmark: N real SIP calls over loopback into bench/media_server.py.
+
+Each call is set up with INVITE/200/ACK (messages built and parsed with the
+project's SIP parser), then the caller sends 20 ms PCMU packets of speech and a key
+press every ``--digit-interval`` seconds, as RFC 4733 telephone-events on calls
+that offered telephone-event and as in-band tones on the others, while the server
+plays a looped prompt back. All calls share one caller RTP port (the SDP of every
+INVITE names it), so the load generator reads everything from one socket with
+kernel receive timestamps (SO_TIMESTAMPNS): on loopback those are the moments the
+server's sendto() ran.
+
+Reported for the server process over a measurement window in steady state:
+CPU per session, send-interval deviation from 20 ms (p50, p99, max), packets lost
+and late (more than 40 ms behind the stream's schedule) in both directions, digits
+detected vs sent, memory per session, and sessions per core derived from them.
+The server and this generator are pinned to different cores.
+
+    python3 bench/media_load.py --calls 250,500,1000 --window 30
+    python3 bench/media_load.py --calls 1000 --io batched --profile /tmp/server.txt
+"""
+
+import argparse
+import json
+import os
+import random
+import select
+import socket
+import struct
+import subprocess
+import sys
+import time
+import uuid
+import wave
+from array import array
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, ".."))
+
+from portaum_tx.rtp import tones  # noqa: E402
+from portaum_tx.rtp.codecs import PCMU  # noqa: E402
+from portaum_tx.rtp.dtmf import telephone_event_payloads  # noqa: E402
+from portaum_tx.sip.message import Request, Response, parse_message  # noqa: E402
+from portaum_tx.sip.sdp import parse_sdp, read_answer  # noqa: E402
+
+SO_TIMESTAMPNS = 35
+TIMESPEC = struct.Struct("=qq")
+RTP_HEADER = struct.Struct("!BBHII")
+TICK = 0.020
+FRAME = 160
+EVENT_PT = 101
+LATE_SECONDS = 0.040  # behind schedule by more than a two-frame jitter buffer holds
+DIGITS = "0123456789*#"
+
+
+def speech_frames() -> list[bytes]:
+    path = os.path.join(HERE, "..", "tests", "rtp", "data", "alsa_voices_8k.wav")
+    with wave.open(path) as w:
+        pcm = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").astype(np.int16)
+    pcm = pcm[: len(pcm) // FRAME * FRAME]
+    encoded = PCMU.encode(pcm)
+    return [encoded[i:i + FRAME] for i in range(0, len(encoded), FRAME)]
+
+
+def inband_frames(digit: str) -> list[bytes]:
+    pcm = np.concatenate([tones.silence(40), tones.dtmf(digit, 100), tones.silence(60)])
+    encoded = PCMU.encode(pcm)
+    return [encoded[i:i + FRAME] for i in range(0, len(encoded), FRAME)]
+
+
+class Call:
+    def __init__(self, index: int, rfc4733: bool, rng: random.Random):
+        self.index = index
+        self.call_id = "%s@bench" % uuid.uuid4().hex
+        self.tag = uuid.uuid4().hex[:10]
+        self.rfc4733 = rfc4733
+        self.state = "inviting"
+        self.invite: Request | None = None
+        self.offer = None
+        self.to_header = None
+        self.invite_sent = 0.0
+        self.invite_tries = 0
+        self.bye_sent = 0.0
+        self.bye_tries = 0
+        self.server_rtp: tuple[str, int] | None = None
+        self.ssrc = rng.getrandbits(32)
+        self.seq = rng.getrandbits(16)
+        self.timestamp = rng.getrandbits(32)
+        self.audio_pos = rng.randrange(1000)
+        self.next_digit_tick = 0
+        self.digit_index = index % len(DIGITS)
+        self.pending: list[tuple[int, bool, bytes, int | None]] = []  # (pt, marker, payload, event ts)
+        self.sent_digits: list[str] = []
+        self.answered_at = 0.0
+        # receive side: the server's stream
+        self.last_seq = None
+        self.last_arrival = 0.0
+        self.first_seq = None
+        self.first_arrival = 0.0
+        self.lateness_min = None
+        self.lateness: list[float] = []
+        self.received = 0
+        self.lost = 0
+
+
+class LoadGenerator:
+    def __init__(self, args, server_address):
+        self.args = args
+        self.server = server_address
+        self.rng = random.Random(args.seed)
+        self.sip = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sip.bind((args.address, 0))
+        self.sip.setblocking(False)
+        self.rtp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.rtp.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
+        self.rtp.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 8 << 20)
+        self.rtp.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+        for port in range(args.rtp_port, args.rtp_port + 200, 2):
+            try:
+                self.rtp.bind((args.address, port))
+                break
+            except OSError:
+                continue
+        self.rtp.setblocking(False)
+        self.rtp_port = self.rtp.getsockname()[1]
+        self.rtcp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            self.rtcp.bind((args.address, self.rtp_port + 1))
+        except OSError:
+            self.rtcp.bind((args.address, 0))
+        self.rtcp.setblocking(False)
+        self.sip_port = self.sip.getsockname()[1]
+        self.calls: list[Call] = []
+        self.by_call_id: dict[str, Call] = {}
+        self.by_port: dict[int, Call] = {}
+        self.speech = speech_frames()
+        self.inband = {d: inband_frames(d) for d in DIGITS}
+        self.events = {d: telephone_event_payloads(d, 100) for d in DIGITS}
+        self.measuring = False
+        self.deviations = array("d")
+        self.generator_late_ticks = 0
+        self.tick_no = 0
+        self.sip_errors: dict[str, int] = {}
+
+    # --- SIP ---------------------------------------------------------------------------
+
+    def _headers(self, call: Call, method: str, cseq: int, to: str) -> list:
+        return [("Via", "SIP/2.0/UDP %s:%d;branch=z9hG4bK%s;rport" % (self.args.address, self.sip_port,
+                                                                  uuid.uuid4().hex[:16])),
+                ("Max-Forwards", "70"),
+                ("From", "<sip:caller%d@%s>;tag=%s" % (call.index, self.args.address, call.tag)),
+                ("To", to), ("Call-ID", call.call_id), ("CSeq", "%d %s" % (cseq, method)),
+                ("Contact", "<sip:caller%d@%s:%d>" % (call.index, self.args.address, self.sip_port))]
+
+    def send_invite(self, call: Call, now: float) -> None:
+        if call.invite is None:
+            formats = "0 101" if call.rfc4733 else "0"
+            sdp = ("v=0\r\no=bench %d 1 IN IP4 %s\r\ns=-\r\nc=IN IP4 %s\r\nt=0 0\r\n"
+                   "m=audio %d RTP/AVP %s\r\na=rtpmap:0 PCMU/8000\r\n" %
+                   (call.index + 1, self.args.address, self.args.address, self.rtp_port, formats))
+            if call.rfc4733:
+                sdp += "a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\n"
+            sdp += "a=ptime:20\r\na=sendrecv\r\n"
+            call.offer = parse_sdp(sdp)
+            uri = "sip:%s@%s:%d" % (self.args.number, self.server[0], self.server[1])
+            headers = self._headers(call, "INVITE", 1, "<%s>" % uri) + [("Content-Type", "application/sdp")]
+            call.invite = Request("INVITE", uri, headers, sdp.encode())
+        self.sip.sendto(call.invite.serialize(), self.server)
+        call.invite_sent = now
+        call.invite_tries += 1
+
+    def send_ack(self, call: Call) -> None:
+        uri = "sip:%s@%s:%d" % (self.args.number, self.server[0], self.server[1])
+        ack = Request("ACK", uri, self._headers(call, "ACK", 1, call.to_header))
+        self.sip.sendto(ack.serialize(), self.server)
+
+    def send_bye(self, call: Call, now: float) -> None:
+        uri = "sip:%s@%s:%d" % (self.args.number, self.server[0], self.server[1])
+        bye = Request("BYE", uri, self._headers(call, "BYE", 2, call.to_header))
+        self.sip.sendto(bye.serialize(), self.server)
+        call.bye_sent = now
+        call.bye_tries += 1
+
+    def read_sip(self, now: float) -> None:
+        while True:
+            try:
+                data, addr = self.sip.recvfrom(65535)
+            except BlockingIOError:
+                return
+            try:
+                message = parse_message(data)
+            except Exception as exc:
+                self.sip_errors["unparsable"] = self.sip_errors.get("unparsable", 0) + 1
+                continue
+            call = self.by_call_id.get(message.call_id)
+            if isinstance(message, Request):
+                # BYE from the server (dead peer) or anything else in the dialog: 200
+                reply = Response(200, None, [(name, message.get(name)) for name in
+                                             ("Via", "From", "To", "Call-ID", "CSeq")])
+                self.sip.sendto(reply.serialize(), addr)
+                if call is not None and message.method == "BYE":
+                    call.state = "ended-by-server"
+                continue
+            if call is None:
+                continue
+            method = message.cseq.method
+            if method == "INVITE":
+                if message.status < 200:
+                    continue
+                if message.status >= 300:
+                    call.state = "failed %d" % message.status
+                    self.sip_errors[str(message.status)] = self.sip_errors.get(str(message.status), 0) + 1
+                    continue
+                call.to_header = message.get("To")
+                self.send_ack(call)  # also for a retransmitted 200
+                if call.state == "inviting":
+                    audio = read_answer(call.offer, parse_sdp(message.body)).audio
+                    call.server_rtp = (audio.remote_address, audio.remote_port)
+                    self.by_port[audio.remote_port] = call
+                    call.state = "up"
+                    call.answered_at = now
+                    call.next_digit_tick = self.tick_no + int(
+                        (1.0 + self.rng.random() * self.args.digit_interval) / TICK)
+            elif method == "BYE" and message.status >= 200:
+                call.state = "ended"
+
+    # --- RTP ---------------------------------------------------------------------------
+
+    def send_tick(self) -> None:
+        self.tick_no += 1
+        tick_no = self.tick_no
+        sendto = self.rtp.sendto
+        pack = RTP_HEADER.pack
+        speech = self.speech
+        nspeech = len(speech)
+        for call in self.calls:
+            if call.state != "up":
+                continue
+            if not call.pending and tick_no >= call.next_digit_tick:
+                digit = DIGITS[call.digit_index % len(DIGITS)]
+                call.digit_index += 1
+                call.sent_digits.append(digit)
+                call.next_digit_tick = tick_no + int(self.args.digit_interval / TICK)
+                if call.rfc4733:
+                    call.pending = [(EVENT_PT, marker, payload, call.timestamp)
+                                    for marker, payload in self.events[digit]]
+                else:
+                    call.pending = [(0, False, frame, None) for frame in self.inband[digit]]
+            if call.pending:
+                pt, marker, payload, event_ts = call.pending.pop(0)
+                ts = call.timestamp if event_ts is None else event_ts
+            else:
+                pt, marker, ts = 0, False, call.timestamp
+                payload = speech[call.audio_pos % nspeech]
+                call.audio_pos += 1
+            sendto(pack(0x80, (0x80 if marker else 0) | pt, call.seq, ts, call.ssrc) + payload,
+                   call.server_rtp)
+            call.seq = (call.seq + 1) & 0xFFFF
+            call.timestamp = (call.timestamp + FRAME) & 0xFFFFFFFF
+
+    def read_rtp(self) -> None:
+        recvmsg = self.rtp.recvmsg
+        unpack_ts = TIMESPEC.unpack
+        by_port = self.by_port
+        deviations = self.deviations
+        measuring = self.measuring
+        while True:
+            try:
+                data, ancillary, _flags, addr = recvmsg(256, 64)
+            except BlockingIOError:
+                return
+            call = by_port.get(addr[1])
+            if call is None or len(data) < 12:
+                continue
+            arrival = time.time()
+            for level, kind, value in ancillary:
+                if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS:
+                    seconds, nanos = unpack_ts(value[:16])
+                    arrival = seconds + nanos * 1e-9
+            seq = (data[2] << 8) | data[3]
+            if not measuring:
+                call.last_seq = seq
+                call.last_arrival = arrival
+                continue
+            call.received += 1
+            if call.first_seq is None:
+                call.first_seq, call.first_arrival = seq, arrival
+            else:
+                lateness = arrival - call.first_arrival - ((seq - call.first_seq) & 0xFFFF) * TICK
+                call.lateness.append(lateness)
+            if call.last_seq is not None:
+                gap = (seq - call.last_seq) & 0xFFFF
+                if gap == 1:
+                    deviations.append(abs(arrival - call.last_arrival - TICK))
+                elif 1 < gap < 1000:
+                    call.lost += gap - 1
+            call.last_seq = seq
+            call.last_arrival = arrival
+
+    def drain_rtcp(self) -> None:
+        while True:
+            try:
+                self.rtcp.recvfrom(2048)
+            except BlockingIOError:
+                return
+
+    # --- running -----------------------------------------------------------------------
+
+    def run(self, calls: int, on_window) -> dict:
+        args = self.args
+        rfc_count = int(round(calls * (1 - args.inband_fraction)))
+        order = [True] * rfc_count + [False] * (calls - rfc_count)
+        self.rng.shuffle(order)
+        for index, rfc4733 in enumerate(order):
+            call = Call(index, rfc4733, self.rng)
+            self.calls.append(call)
+            self.by_call_id[call.call_id] = call
+        poller = select.epoll()
+        for sock in (self.sip, self.rtp, self.rtcp):
+            poller.register(sock.fileno(), select.EPOLLIN)
+        start = time.monotonic()
+        next_tick = start + TICK
+        next_invite = start
+        invited = 0
+        phase = "setup"
+        window_start = window_end = None
+        setup_deadline = start + calls / args.rate + 30
+        result = {}
+        while True:
+            now = time.monotonic()
+            if now >= next_tick:
+                behind = int((now - next_tick) / TICK)
+                if behind:
+                    self.generator_late_ticks += behind
+                    next_tick += behind * TICK
+                self.send_tick()
+                next_tick += TICK
+            if phase == "setup":
+                while invited < calls and now >= next_invite:
+                    self.send_invite(self.calls[invited], now)
+                    invited += 1
+                    next_invite += 1.0 / args.rate
+                for call in self.calls[:invited]:
+                    if call.state == "inviting" and now - call.invite_sent > 1.0 * call.invite_tries:
+                        if call.invite_tries < 5:
+                            self.send_invite(call, now)
+                up = sum(1 for c in self.calls if c.state == "up")
+                done = all(c.state != "inviting" for c in self.calls[:invited])
+                if invited == calls and done or now > setup_deadline:
+                    phase = "warmup"
+                    warm_until = now + args.warmup
+                    result["answered"] = up
+                    result["setup_seconds"] = round(now - start, 2)
+            elif phase == "warmup" and now >= warm_until:
+                phase = "window"
+                self.measuring = True
+                self.generator_late_ticks = 0
+                window_start = now
+                window_end = now + args.window
+                on_window("start")
+            elif phase == "window" and now >= window_end:
+                self.measuring = False
+                result["generator_late_ticks"] = self.generator_late_ticks
+                on_window("end")
+                phase = "teardown"
+                for call in self.calls:
+                    if call.state == "up":
+                        call.state = "hanging-up"
+                        self.send_bye(call, now)
+                teardown_deadline = now + 10
+            elif phase == "teardown":
+                pending = [c for c in self.calls if c.state == "hanging-up"]
+                for call in pending:
+                    if now - call.bye_sent > 1.0 * call.bye_tries and call.bye_tries < 5:
+                        self.send_bye(call, now)
+                if not pending or now > teardown_deadline:
+                    break
+            timeout = max(0.0, min(next_tick - time.monotonic(), 0.005))
+            for fd, _ in poller.poll(timeout):
+                if fd == self.rtp.fileno():
+                    self.read_rtp()
+                elif fd == self.sip.fileno():
+                    self.read_sip(time.monotonic())
+                else:
+                    self.drain_rtcp()
+        result["window_seconds"] = round(window_end - window_start, 2) if window_start else 0
+        return result
+
+
+# --- the server process ------------------------------------------------------------------
+
+
+def proc_cpu_seconds(pid: int) -> float:
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def proc_rss_kib(pid: int) -> int:
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def control(address, command: bytes, timeout: float = 10.0) -> bytes:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.settimeout(timeout)
+    try:
+        sock.sendto(command, address)
+        pieces = []
+        while True:
+            data, _ = sock.recvfrom(65535)
+            if data in (b"end", b"ok"):
+                return b"".join(pieces) if pieces else data
+            pieces.append(data)
+    finally:
+        sock.close()
+
+
+def start_server(args) -> subprocess.Popen:
+    command = ["taskset", "-c", str(args.server_core), sys.executable,
+               os.path.join(HERE, "media_server.py"), "--address", args.address,
+               "--sip-port", str(args.sip_port), "--control-port", str(args.control_port),
+               "--io", args.io]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    line = process.stdout.readline()
+    if line.strip() != "ready":
+        process.kill()
+        raise SystemExit("the benchmark server did not start: %r" % line)
+    return process
+
+
+def percentile(values: np.ndarray, p: float):
+    return round(float(np.percentile(values, p)) * 1000, 3) if len(values) else None
+
+
+def run_one(args, calls: int) -> dict:
+    server = start_server(args)
+    pid = server.pid
+    control_address = (args.address, args.control_port)
+    try:
+        time.sleep(1.0)
+        rss_idle = proc_rss_kib(pid)
+        generator = LoadGenerator(args, (args.address, args.sip_port))
+        marks = {}
+        profiler = []
+
+        def on_window(what):
+            marks[what] = (time.monotonic(), proc_cpu_seconds(pid), proc_rss_kib(pid))
+            if what == "start":
+                control(control_address, b"ticks")
+                if args.profile:
+                    profiler.append(subprocess.Popen(
+                        ["taskset", "-c", str(args.load_core), "py-spy", "record", "-p", str(pid),
+                         "-d", str(max(1, int(args.window) - 2)), "-r", "50", "--format", "raw",
+                         "-o", args.profile], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        result = generator.run(calls, on_window)
+        stats = json.loads(control(control_address, b"stats"))
+        for p in profiler:
+            p.wait(timeout=60)
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+    (t0, cpu0, _), (t1, cpu1, rss1) = marks["start"], marks["end"]
+    cpu_fraction = (cpu1 - cpu0) / (t1 - t0)
+    answered = result.get("answered", 0)
+    deviations = np.frombuffer(generator.deviations, dtype=np.float64)
+    up_calls = [c for c in generator.calls if c.received]
+    late = 0
+    for call in up_calls:
+        lateness = np.asarray(call.lateness)
+        if len(lateness):
+            late += int(np.count_nonzero(lateness - lateness.min() > LATE_SECONDS))
+    server_calls = {c["call_id"]: c for c in stats["calls"]}
+    sent = detected = missing = extra = 0
+    by_kind = {"rfc4733": [0, 0], "inband": [0, 0]}
+    for call in generator.calls:
+        record = server_calls.get(call.call_id)
+        heard = record["digits"] if record else ""
+        want = "".join(call.sent_digits)
+        sent += len(want)
+        # digits still being sent when the window closed may not have been detected yet
+        match = sum(1 for a, b in zip(want, heard) if a == b)
+        detected += match
+        missing += max(0, len(want) - len(heard))
+        extra += max(0, len(heard) - len(want)) + sum(1 for a, b in zip(want, heard) if a != b)
+        kind = by_kind["rfc4733" if call.rfc4733 else "inband"]
+        kind[0] += len(want)
+        kind[1] += match
+    inbound_lost = sum(c["lost"] for c in stats["calls"])
+    inbound_late = sum(c["late"] for c in stats["calls"])
+    expected = sum(c.received + c.lost for c in up_calls)
+    return {
+        "calls": calls, "answered": answered, "io": args.io, "setup_seconds": result.get("setup_seconds"),
+        "window_seconds": round(t1 - t0, 2),
+        "server_cpu_cores": round(cpu_fraction, 3),
+        "cpu_ms_per_session_second": round(cpu_fraction * 1000 / max(1, answered), 4),
+        "sessions_per_core": int(answered / cpu_fraction) if cpu_fraction else None,
+        "send_interval_dev_ms": {"p50": percentile(deviations, 50), "p99": percentile(deviations, 99),
+                                 "max": round(float(deviations.max()) * 1000, 3) if len(deviations) else None,
+                                 "intervals": int(len(deviations))},
+        "outbound_lost": sum(c.lost for c in up_calls), "outbound_late": late,
+        "outbound_expected": expected,
+        "inbound_lost": inbound_lost, "inbound_late": inbound_late,
+        "digits_sent": sent, "digits_detected": detected, "digits_missing": missing,
+        "digits_wrong_or_extra": extra, "digits_by_kind": by_kind,
+        "rss_idle_mib": round(rss_idle / 1024, 1), "rss_loaded_mib": round(rss1 / 1024, 1),
+        "memory_kib_per_session": round((rss1 - rss_idle) / max(1, answered), 1),
+        "server_tick_ms": stats["tick_ms"], "server_skipped_ticks": stats["skipped_ticks"],
+        "generator_late_ticks": result.get("generator_late_ticks"),
+        "sip_errors": generator.sip_errors,
+    }
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", default="1000", help="comma-separated session counts, one run each")
+    parser.add_argument("--window", type=float, default=30.0, help="measurement window, seconds")
+    parser.add_argument("--warmup", type=float, default=5.0)
+    parser.add_argument("--rate", type=float, default=100.0, help="new calls per second")
+    parser.add_argument("--digit-interval", type=float, default=3.0)
+    parser.add_argument("--inband-fraction", type=float, default=0.5)
+    parser.add_argument("--io", choices=("reactor", "batched"), default="reactor")
+    parser.add_argument("--address", default="127.0.0.1")
+    parser.add_argument("--number", default="8000")
+    parser.add_argument("--sip-port", type=int, default=25060)
+    parser.add_argument("--control-port", type=int, default=25059)
+    parser.add_argument("--rtp-port", type=int, default=24000)
+    parser.add_argument("--server-core", type=int, default=1)
+    parser.add_argument("--load-core", type=int, default=0)
+    parser.add_argument("--profile", help="py-spy raw profile of the server over the window")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--json", help="append each run's figures to this file")
+    args = parser.parse_args()
+    os.sched_setaffinity(0, {args.load_core})
+    for count in [int(c) for c in args.calls.split(",")]:
+        figures = run_one(args, count)
+        print(json.dumps(figures), flush=True)
+        if args.json:
+            with open(args.json, "a") as f:
+                f.write(json.dumps(figures) + "\n")
+
+
+if __name__ == "__main__":
+    main()

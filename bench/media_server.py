@@ -1,0 +1,204 @@
+"""The server side of the media load benchmark: the product's SIP user agent and
+media engine in one process, answering every call with a long prompt and counting
+the digits it hears.
+
+Every INVITE to any number is answered; the call then plays ``--prompt`` (an .au
+file, looped) until the caller hangs up, with in-band DTMF detection on for calls
+that did not offer telephone-event. A control port answers ``stats`` with a JSON
+summary (digits heard per Call-ID, receive statistics, tick timings) so the load
+generator can compare what it sent with what was detected.
+
+    taskset -c 1 python3 bench/media_server.py --sip-port 25060 --control-port 25059
+
+``--io batched`` reads every session's socket once per tick (portaum_tx.rtp.batch_io)
+instead of one reactor callback per packet.
+"""
+
+import argparse
+import gc
+import json
+import os
+import resource
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+from twisted.internet import epollreactor  # noqa: E402
+
+epollreactor.install()
+
+from twisted.internet import defer, reactor  # noqa: E402
+from twisted.internet.protocol import DatagramProtocol  # noqa: E402
+
+from portaum_tx.rtp.engine import MediaEngine  # noqa: E402
+from portaum_tx.rtp.player import MusicOnHold  # noqa: E402
+from portaum_tx.sip.transport import SipTransport, UdpEndpoint  # noqa: E402
+from portaum_tx.sip.ua import UserAgent  # noqa: E402
+
+SPEECH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "rtp", "data",
+                      "alsa_voices_8k.wav")
+
+
+def speech_prompt():
+    """The test speech (about 11 s) as a prompt; looped it is as long as the call."""
+    import wave
+
+    import numpy as np
+
+    from portaum_tx.rtp.player import Prompt
+    with wave.open(SPEECH) as w:
+        pcm = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").astype(np.int16)
+    return Prompt.from_pcm(pcm, "speech")
+
+
+class CallRecord:
+    def __init__(self, call_id: str, rtp, rfc4733: bool):
+        self.call_id = call_id
+        self.rtp = rtp
+        self.rfc4733 = rfc4733
+        self.digits: list[str] = []
+        self.sources: list[str] = []
+        self.ended = None
+
+    def summary(self) -> dict:
+        rtp = self.rtp
+        lost = 0
+        if rtp.stats is not None and rtp.stats.valid:
+            s = rtp.stats
+            expected = s.cycles + s.max_seq - s.base_seq + 1
+            lost = max(0, expected - s.received)
+        return {"call_id": self.call_id, "digits": "".join(self.digits), "sources": self.sources,
+                "rfc4733": self.rfc4733, "received": rtp.packets_received, "sent": rtp.packets_sent,
+                "lost": lost, "late": rtp.jitter.late, "dropped_frames": rtp.jitter.dropped_frames,
+                "send_errors": rtp.send_errors, "ended": self.ended}
+
+
+class TickTimer:
+    """Wraps the media clock's tick to record how long each one takes."""
+
+    def __init__(self, media_clock):
+        self.durations: list[float] = []
+        self.clock = media_clock
+        original = media_clock.tick
+
+        def timed_tick():
+            start = time.perf_counter()
+            original()
+            self.durations.append(time.perf_counter() - start)
+        media_clock.tick = timed_tick
+
+    def take(self) -> list[float]:
+        taken, self.durations = self.durations, []
+        return taken
+
+
+class BenchServer:
+    def __init__(self, args):
+        self.args = args
+        engine_options = dict(port_range=(args.rtp_min, args.rtp_max), interface=args.address,
+                              dead_peer_timeout=60.0)
+        if args.io == "batched":
+            from portaum_tx.rtp.batch_io import BatchedMediaEngine
+            self.engine = BatchedMediaEngine(reactor, **engine_options)
+        else:
+            self.engine = MediaEngine(reactor, **engine_options)
+        self.prompt = self.engine.prompts.load(args.prompt) if args.prompt else speech_prompt()
+        self.ticks = TickTimer(self.engine.media_clock)
+        self.calls: dict[str, CallRecord] = {}
+        self.transport = SipTransport(reactor)
+        self.endpoint = UdpEndpoint(self.transport)
+        self.ua = UserAgent(reactor, self.transport, host=args.address, media=self.engine,
+                            on_incoming=self.incoming, ports={"udp": args.sip_port},
+                            max_calls=args.max_calls)
+
+    def start(self):
+        self.engine.start()
+        reactor.listenUDP(self.args.sip_port, self.endpoint, interface=self.args.address,
+                          maxPacketSize=65535)
+        reactor.listenUDP(self.args.control_port, Control(self), interface=self.args.address)
+
+    def incoming(self, invite) -> None:
+        defer.ensureDeferred(self.run_call(invite))
+
+    async def run_call(self, invite) -> None:
+        rtp = invite.rtp
+        record = None
+        try:
+            await invite.answer()
+            params = rtp.params
+            record = CallRecord(invite.call_id, rtp, params is not None and params.telephone_event_pt is not None)
+            self.calls[invite.call_id] = record
+
+            def heard(digit, record=record):
+                record.digits.append(digit.digit)
+                record.sources.append(digit.source)
+            rtp.dtmf_listeners.append(heard)
+            self.engine.player(rtp).play([MusicOnHold(self.prompt)])
+            record.ended = await invite.ended
+        except Exception as exc:  # a failed call is reported in the stats, not fatal
+            if record is not None:
+                record.ended = "error: %s" % exc
+
+    def stats(self) -> dict:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        durations = sorted(self.ticks.take())
+        clock = self.engine.media_clock
+
+        def pct(p):
+            return round(durations[min(len(durations) - 1, int(p * len(durations)))] * 1000, 3) if durations else None
+        return {
+            "pid": os.getpid(), "active_calls": self.ua.active_calls, "rejected_busy": self.ua.rejected_busy,
+            "sessions": len(clock.sessions), "ticks": clock.ticks, "skipped_ticks": clock.skipped_ticks,
+            "tick_ms": {"count": len(durations), "p50": pct(0.5), "p99": pct(0.99),
+                        "max": round(durations[-1] * 1000, 3) if durations else None},
+            "cpu_seconds": usage.ru_utime + usage.ru_stime, "maxrss_kib": usage.ru_maxrss,
+            "calls": [record.summary() for record in self.calls.values()],
+        }
+
+
+class Control(DatagramProtocol):
+    """``stats`` -> JSON (sent in pieces of at most 60000 octets, then ``end``);
+    ``reset`` forgets finished calls; ``ticks`` drops recorded tick timings."""
+
+    def __init__(self, server: BenchServer):
+        self.server = server
+
+    def datagramReceived(self, data, addr):
+        command = data.strip()
+        if command == b"stats":
+            blob = json.dumps(self.server.stats()).encode()
+            for start in range(0, len(blob), 60000):
+                self.transport.write(blob[start:start + 60000], addr)
+            self.transport.write(b"end", addr)
+        elif command == b"reset":
+            self.server.calls = {k: v for k, v in self.server.calls.items() if v.ended is None}
+            self.server.ticks.take()
+            self.transport.write(b"ok", addr)
+        elif command == b"ticks":
+            self.server.ticks.take()
+            self.transport.write(b"ok", addr)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--address", default="127.0.0.1")
+    parser.add_argument("--sip-port", type=int, default=25060)
+    parser.add_argument("--control-port", type=int, default=25059)
+    parser.add_argument("--rtp-min", type=int, default=30000)
+    parser.add_argument("--rtp-max", type=int, default=39999)
+    parser.add_argument("--max-calls", type=int, default=5000)
+    parser.add_argument("--prompt", help=".au file to loop (default: the test speech)")
+    parser.add_argument("--io", choices=("reactor", "batched"), default="reactor")
+    args = parser.parse_args()
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    gc.freeze()
+    server = BenchServer(args)
+    server.start()
+    print("ready", flush=True)
+    reactor.run()
+
+
+if __name__ == "__main__":
+    main()
