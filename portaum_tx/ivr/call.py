@@ -40,10 +40,36 @@ log = Logger()
 DTMF_KEYS = "0123456789*#ABCD"
 
 #: What the SIP layer may put in :attr:`Call.diversion_reason`, normalised from the
-#: Diversion ``reason`` (RFC 5806) or History-Info cause (RFC 4458): user-busy -> busy,
-#: no-answer -> no-answer, unavailable / deflection / out-of-service -> unavailable,
-#: unconditional -> unconditional, anything else -> unknown.
+#: Diversion ``reason`` (RFC 5806) or History-Info cause (RFC 4458) by
+#: :func:`diversion_reason`: user-busy -> busy, no-answer -> no-answer, unavailable /
+#: deflection / out-of-service ... -> unavailable, unconditional -> unconditional,
+#: anything else -> unknown.
 DIVERSION_REASONS = ("busy", "no-answer", "unavailable", "unconditional", "unknown")
+
+_DIVERSION_TOKENS = {
+    "user-busy": "busy", "busy": "busy",
+    "no-answer": "no-answer", "noanswer": "no-answer",
+    "unavailable": "unavailable", "deflection": "unavailable", "out-of-service": "unavailable",
+    "do-not-disturb": "unavailable", "away": "unavailable", "time-of-day": "unavailable",
+    "unconditional": "unconditional", "follow-me": "unconditional",
+}
+# RFC 4458 cause values (History-Info ``cause=`` of a voicemail URI) and their reasons.
+_DIVERSION_CAUSES = {486: "busy", 600: "busy", 408: "no-answer", 480: "unavailable",
+                     404: "unavailable", 503: "unavailable", 487: "no-answer", 302: "unconditional"}
+
+
+def diversion_reason(reason: str | None = None, cause: int | str | None = None) -> str | None:
+    """Normalise a Diversion ``reason`` token (RFC 5806) or a History-Info ``cause`` (RFC 4458)
+    into one of DIVERSION_REASONS; None when the call was not diverted at all."""
+    if reason:
+        return _DIVERSION_TOKENS.get(reason.strip().strip('"').lower(), "unknown")
+    if cause is not None and cause != "":
+        try:
+            return _DIVERSION_CAUSES.get(int(cause), "unknown")
+        except (TypeError, ValueError):
+            return "unknown"
+    return None
+
 
 # How a playback ended.
 FINISHED = "finished"

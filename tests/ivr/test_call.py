@@ -7,7 +7,8 @@ from twisted.internet import defer, task
 from twisted.trial import unittest
 
 from portaum_tx.ivr.call import (
-    Audio, Beep, CallError, CallHungUp, DialFailed, Digits, Silence, TransferFailed,
+    DIVERSION_REASONS, Audio, Beep, CallError, CallHungUp, DialFailed, Digits, Silence,
+    TransferFailed, diversion_reason,
 )
 from portaum_tx.ivr.fake import FakeCall, FakeCallStuck, speech
 
@@ -342,3 +343,23 @@ class SignallingTests(unittest.TestCase):
         self.call.send_fax_tone("CNG")
         self.assertEqual(heard, ["CNG"])
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+
+
+class DiversionReasonTests(unittest.TestCase):
+    def test_diversion_header_reasons(self):
+        self.assertEqual([diversion_reason(r) for r in ("user-busy", "no-answer", "unavailable", "unconditional",
+                                                        '"deflection"', "USER-BUSY", "lunch")],
+                         ["busy", "no-answer", "unavailable", "unconditional", "unavailable", "busy", "unknown"])
+
+    def test_history_info_causes(self):
+        self.assertEqual([diversion_reason(cause=c) for c in (486, "408", 480, 302, 499, "x")],
+                         ["busy", "no-answer", "unavailable", "unconditional", "unknown", "unknown"])
+
+    def test_not_diverted(self):
+        self.assertIsNone(diversion_reason())
+        self.assertIsNone(diversion_reason("", ""))
+
+    def test_every_result_is_a_known_reason(self):
+        for value in ("user-busy", "no-answer", "zzz", None):
+            result = diversion_reason(value, 486)
+            self.assertIn(result, DIVERSION_REASONS)
