@@ -9,6 +9,7 @@ methods and never see SQL or the engine.
 from __future__ import annotations
 
 from .access_numbers import AccessNumber, AccessNumberStore
+from .attendant import AttendantStore
 from .accounts import Account, AccountStore, AlreadyExists, Customer, NotFound
 from .database import Database
 from .engines import (IntegrityError, SchemaTooNew, StoreError, StoreUnavailable,
@@ -31,6 +32,7 @@ class Store:
         self.access_numbers = AccessNumberStore(db, clock)
         self.prompts = PromptStore(db, clock)
         self.settings = SettingsStore(db)
+        self.attendant = AttendantStore(db, clock)
         self.schema_version = 0
 
     @property
