@@ -85,8 +85,8 @@ class Node:
 
 def default_frontends() -> list:
     """The front ends this release ships, each imported only if present."""
-    from .web.health import HealthFrontend
-    frontends: list = [HealthFrontend()]
+    from .web.frontend import WebFrontend
+    frontends: list = [WebFrontend()]
     return frontends
 
 
