@@ -727,6 +727,8 @@ class OutgoingSession(InviteSession):
         return self.answered
 
     def _send_invite(self, invite: Request) -> None:
+        if self._cancelled or self.is_ended:
+            return
         self.invite = invite
         self.transaction = self.ua.layer.send_request(invite, self.peer, self.peer.reliable,
                                                       self._on_response)
@@ -739,7 +741,8 @@ class OutgoingSession(InviteSession):
         if self.state not in ("calling", "early") or self._cancelled:
             return
         self._cancelled = why
-        self.transaction.cancel()
+        if self.transaction is not None:
+            self.transaction.cancel()
 
     async def _hangup(self) -> None:
         if self.is_ended:
@@ -795,10 +798,12 @@ class OutgoingSession(InviteSession):
             return False
         self._auth_attempts += 1
         invite = self.invite.copy()
-        via = invite.via[0]
-        via.set_param("branch", new_branch())
-        via.remove_param("received")
-        invite.set_values("Via", [str(via)])
+        for entry in invite.headers:
+            if entry[0].lower() in ("via", "v"):
+                entry[1] = "SIP/2.0/%s %s;branch=%s;rport" % (
+                    self.peer.via_transport, self.ua.via_host(self.peer), new_branch())
+                break
+        invite.headers = list(invite.headers)  # typed values are re-parsed
         invite.set("CSeq", "%d INVITE" % (self.invite.cseq.number + 1))
         authorization = build_authorization(challenge, self.credentials.username,
                                             self.credentials.password, "INVITE",
@@ -807,7 +812,10 @@ class OutgoingSession(InviteSession):
         invite.remove("Proxy-Authorization")
         invite.add("Authorization" if response.status == 401 else "Proxy-Authorization",
                    str(authorization))
-        self._send_invite(invite)
+        # The transaction sends its ACK for the challenge right after telling us of it;
+        # the new INVITE must follow that ACK, not overtake it.
+        self.ua.clock.callLater(0, self._send_invite, invite)
+        self.transaction = None
         return True
 
     def _accepted(self, response: Response) -> None:

@@ -1,0 +1,91 @@
+"""SIPp (Debian sip-tester) against the SIP front end over loopback: its built-in "uac"
+scenario calls an answering application; its "uas" scenario behind a Digest challenge
+is the far end of an outgoing leg."""
+
+import os
+
+from twisted.internet import defer, reactor
+from twisted.trial import unittest
+
+from tests.sip.live import SCENARIOS, LiveFrontend, free_port, sipp_binary, spawn
+from tests.support import require_peer
+
+
+async def quick_answer(call):
+    await call.answer()
+    await call.hungup
+
+
+class SippCallsServer(unittest.TestCase):
+    timeout = 90
+
+    def setUp(self):
+        self.sipp = sipp_binary()
+        require_peer("SIPp (Debian package sip-tester)", self.sipp is not None)
+
+    async def run_uac(self, transport, calls=3, rate=3):
+        server = await LiveFrontend(quick_answer).start()
+        self.addCleanup(lambda: defer.ensureDeferred(server.stop()))
+        process = spawn([self.sipp, "-sn", "uac", "127.0.0.1:%d" % server.port, "-s", "800",
+                         "-m", str(calls), "-r", str(rate), "-nostdin", "-i", "127.0.0.1",
+                         "-p", str(free_port()), "-t", transport, "-timeout", "40s",
+                         "-timeout_error", "-max_socket", "10"])
+        exit_code = await process.done
+        self.assertEqual(exit_code, 0, process.output[-3000:].decode(errors="replace"))
+        self.assertEqual(server.frontend.ua.active_calls, 0)
+        self.assertEqual(server.frontend.calls, set())
+        return server
+
+    @defer.inlineCallbacks
+    def test_uac_over_udp(self):
+        yield defer.ensureDeferred(self.run_uac("u1", calls=5, rate=5))
+
+    @defer.inlineCallbacks
+    def test_uac_over_tcp(self):
+        yield defer.ensureDeferred(self.run_uac("t1", calls=3, rate=3))
+
+
+class ServerCallsSipp(unittest.TestCase):
+    timeout = 90
+
+    def setUp(self):
+        self.sipp = sipp_binary()
+        require_peer("SIPp (Debian package sip-tester)", self.sipp is not None)
+
+    @defer.inlineCallbacks
+    def test_outgoing_leg_with_digest_to_sipp_uas(self):
+        yield defer.ensureDeferred(self._outgoing())
+
+    async def _outgoing(self):
+        sipp_port = free_port()
+        process = spawn([self.sipp, "-sf", os.path.join(SCENARIOS, "uas-digest.xml"),
+                         "-i", "127.0.0.1", "-p", str(sipp_port), "-m", "1", "-nostdin",
+                         "-timeout", "40s", "-timeout_error"])
+        legs = []
+
+        async def caller(call):
+            pass
+        server = await LiveFrontend(caller, overrides=[
+            "sip.outbound_proxy=sip:127.0.0.1:%d" % sipp_port,
+            "sip.outbound_username=trunkuser", "sip.outbound_password=trunkpass"]).start()
+        self.addCleanup(lambda: defer.ensureDeferred(server.stop()))
+        await _sleep(0.5)   # let SIPp bind its socket
+        ua = server.frontend.ua
+        leg = await ua.dial("5551234", caller_id="800", timeout=20)
+        legs.append(leg)
+        self.assertEqual(leg.state, "confirmed")
+        self.assertEqual(leg.negotiation.audio.codec, "PCMU")
+        self.assertTrue(leg.rtp.started)
+        self.assertEqual(leg.rtp.params.remote_address[0], "127.0.0.1")
+        await _sleep(0.3)
+        await leg.hangup()
+        exit_code = await process.done
+        self.assertEqual(exit_code, 0, process.output[-3000:].decode(errors="replace"))
+        self.assertEqual(leg.end_reason, "local")
+        self.assertEqual(ua.active_calls, 0)
+
+
+def _sleep(seconds):
+    d = defer.Deferred()
+    reactor.callLater(seconds, d.callback, None)
+    return d
