@@ -87,6 +87,7 @@ def default_frontends() -> list:
     """The front ends this release ships, each imported only if present."""
     from .web.frontend import WebFrontend
     frontends: list = [WebFrontend()]
+    from .sip.frontend import SipFrontend; frontends.append(SipFrontend())
     return frontends
 
 
