@@ -363,3 +363,39 @@ class DiversionReasonTests(unittest.TestCase):
         for value in ("user-busy", "no-answer", "zzz", None):
             result = diversion_reason(value, 486)
             self.assertIn(result, DIVERSION_REASONS)
+
+
+class CollectFuzzTests(unittest.TestCase):
+    """Whatever the caller presses and whenever, collection ends as documented and leaves no
+    timer behind."""
+
+    def test_random_key_presses(self):
+        from hypothesis import given, settings, strategies as st
+
+        presses = st.lists(st.tuples(st.sampled_from("0123456789*#"), st.floats(0.0, 6.0)), max_size=12)
+
+        @settings(max_examples=100, deadline=None)
+        @given(presses, st.integers(1, 6), st.sampled_from(["#", "*#", ""]))
+        def check(keys, max_digits, terminators):
+            clock = task.Clock()
+            call = FakeCall(clock)
+            at = 0.0
+            for key, gap in keys:
+                at += gap
+                call.press(key, at=at)
+            done = []
+            d = drive(call, call.collect_digits(max_digits, first_timeout=4, inter_timeout=3,
+                                                terminators=terminators))
+            d.addBoth(done.append)
+            result = done[0]
+            self.assertIsInstance(result, Digits)
+            pressed = "".join(k for k, _ in keys)
+            self.assertTrue(pressed.startswith(result.digits + (result.terminator or "")))
+            self.assertLessEqual(len(result.digits), max_digits)
+            self.assertTrue(all(k not in terminators for k in result.digits))
+            if result.ended_by == "max_digits":
+                self.assertEqual(len(result.digits), max_digits)
+            call.remote_hangup("caller")  # drops the rest of the script
+            self.assertEqual(clock.getDelayedCalls(), [])
+
+        check()

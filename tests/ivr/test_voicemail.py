@@ -322,3 +322,27 @@ class PromptCoverageTests(unittest.TestCase):
                 self.assertTrue(library.file_path(name, language).is_file(), f"{language}/{name}.au")
             if name.startswith("vm-") or name in ("enter-mailbox", "enter-pin", "login-incorrect"):
                 self.assertTrue(f"`{name}`" in docs, f"{name} is not in docs/voicemail.md")
+
+
+class OptionFuzzTests(unittest.TestCase):
+    def test_any_option_value_is_accepted_or_named(self):
+        from hypothesis import given, settings, strategies as st
+        from portaum_tx.ivr.apps.voicemail import DepositOptions
+        from portaum_tx.ivr.apps.voicemail_access import AccessOptions
+
+        names = ["max_message_seconds", "min_message_seconds", "silence_seconds", "review",
+                 "max_login_attempts", "fax_application", "ask_pin", "min_pin_length", "max_pin_length",
+                 "max_greeting_seconds", "max_name_seconds"]
+        values = st.one_of(st.none(), st.booleans(), st.integers(-5, 5000), st.floats(allow_nan=True),
+                           st.text(max_size=8), st.lists(st.integers(), max_size=2))
+
+        @settings(max_examples=200, deadline=None)
+        @given(st.dictionaries(st.sampled_from(names), values, max_size=4))
+        def check(options):
+            for parser in (DepositOptions.parse, AccessOptions.parse):
+                try:
+                    parser(options)
+                except OptionError as e:
+                    self.assertTrue(any(f"option {name}" in str(e) for name in options), str(e))
+
+        check()

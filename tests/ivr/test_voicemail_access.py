@@ -111,6 +111,23 @@ class OwnPhoneTests(VoicemailCase):
         self.assertEqual(call.played[start:start + 3], ["vm-message", "1", "vm-urgent-message"])
         self.assertEqual(call.played_audio[0].label, "message-2")
 
+    async def test_fax_is_announced_and_email_is_not_listed(self):
+        await self.mailboxes.deliver_fax(MAILBOX, document=b"%PDF-1.4 fax", document_format="pdf", pages=1,
+                                         caller="15550007777")
+        await self.mailboxes.deliver(MAILBOX, b"From: a@example.net\r\nSubject: hi\r\n\r\nhello\r\n")
+        call = self.own_call()
+        call.on_prompt("vm-main-menu", press="1")
+        call.on_prompt("vm-message-menu", press="6")
+        call.on_prompt("vm-main-menu", press="*", occurrence=2)
+        await self.access(call)
+        self.assertEqual(call.played[:7], ["you-have", "1", "vm-new-message", "and", "0", "vm-saved-messages",
+                                           "vm-main-menu"])
+        start = call.played.index("vm-from")
+        self.assertEqual(call.played[start:], ["vm-from"] + list("15550007777") + [
+            "vm-fax-message", "vm-message-menu", "vm-no-more-messages", "vm-main-menu", "goodbye"])
+        fax = [info for info, _ in await self.messages() if info.kind == "fax"]
+        self.assertTrue(fax[0].flags & SEEN)
+
     async def test_key_during_the_message_goes_to_the_message_menu(self):
         await self.leave_message(20.0)
         call = self.own_call()
