@@ -88,6 +88,9 @@ def default_frontends() -> list:
     from .web.frontend import WebFrontend
     frontends: list = [WebFrontend()]
     from .sip.frontend import SipFrontend; frontends.append(SipFrontend())
+    from .imap.frontend import IMAPFrontend, POP3Frontend
+    frontends += [IMAPFrontend(), POP3Frontend()]
+    from .smtp.frontend import SMTPFrontend; frontends.append(SMTPFrontend())
     return frontends
 
 

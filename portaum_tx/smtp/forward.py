@@ -1,0 +1,98 @@
+"""Forwarding of new messages (voice, fax, e-mail) to an account's external address.
+
+Per account: ``forward_mode`` none, ``copy`` (the whole message, resent) or
+``notify`` (a short note naming the message).  Runs as a delivery hook on
+the delivering node, so each message is forwarded once however many nodes
+run, and goes out through the durable outbound queue.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import uuid
+from email.message import EmailMessage
+from email.parser import BytesHeaderParser
+from email.policy import SMTP, default
+
+from twisted.internet import defer
+from twisted.logger import Logger
+
+log = Logger()
+
+_KIND_NAMES = {"voice": "voice message", "fax": "fax", "email": "e-mail"}
+
+
+def resent_copy(data: bytes, *, account_id: str, from_address: str, to_address: str,
+                hostname: str, now: float) -> bytes:
+    """The message with Resent-* fields on top (RFC 5322 3.6.6)."""
+    fields = (f"Resent-From: <{from_address}>\r\nResent-To: <{to_address}>\r\n"
+              f"Resent-Date: {email.utils.formatdate(now)}\r\n"
+              f"Resent-Message-ID: <{uuid.uuid4().hex}@{hostname}>\r\n"
+              f"X-Portaum-Forwarded-For: {account_id}\r\n")
+    return fields.encode("ascii", "replace") + data
+
+
+def notification(data: bytes, *, kind: str, account_id: str, from_address: str,
+                 to_address: str, hostname: str, now: float) -> bytes:
+    """A short plain-text note about a new message."""
+    headers = BytesHeaderParser(policy=default).parsebytes(data)
+    subject = str(headers.get("Subject", "") or "(no subject)")
+    sender = str(headers.get("From", "") or "unknown sender")
+    what = _KIND_NAMES.get(kind, "message")
+    note = EmailMessage(policy=SMTP)
+    note["From"] = from_address
+    note["To"] = to_address
+    note["Subject"] = f"New {what} for {account_id}: {subject}"[:200]
+    note["Date"] = email.utils.formatdate(now)
+    note["Message-ID"] = f"<{uuid.uuid4().hex}@{hostname}>"
+    note["Auto-Submitted"] = "auto-generated"
+    note.set_content(f"A new {what} arrived in mailbox {account_id}.\n\n"
+                     f"From: {sender}\nSubject: {subject}\n\n"
+                     "Read it on the web, by phone, or in your mail program.\n")
+    return note.as_bytes()
+
+
+class Forwarder:
+    def __init__(self, *, accounts, mailboxes, queue, clock, from_address: str, hostname: str):
+        self.accounts = accounts
+        self.mailboxes = mailboxes
+        self.queue = queue
+        self.clock = clock
+        self.from_address = from_address
+        self.hostname = hostname
+        self.pending: set[defer.Deferred] = set()
+
+    def __call__(self, delivered) -> None:
+        """The delivery hook: forwards in the background, never delays delivery."""
+        if delivered.folder != "INBOX":
+            return
+        d = defer.ensureDeferred(self.forward(delivered))
+        d.addErrback(lambda f: log.failure("forwarding {d} failed", f, d=delivered))
+        self.pending.add(d)
+        d.addBoth(lambda _: self.pending.discard(d))
+
+    async def drain(self) -> None:
+        """Wait for forwards under way (at shutdown)."""
+        while self.pending:
+            await defer.DeferredList(list(self.pending), consumeErrors=True)
+
+    async def forward(self, delivered) -> bool:
+        account = await self.accounts.get_account(delivered.account_id)
+        if account.forward_mode not in ("copy", "notify") or not account.forward_address:
+            return False
+        mailbox = await self.mailboxes.open(delivered.account_id)
+        folder = await mailbox.folder(delivered.folder)
+        data = (await mailbox.message_data(folder, [delivered.uid])).get(delivered.uid)
+        if data is None:
+            return False  # already expunged
+        now = self.clock.seconds()
+        target = account.forward_address
+        if account.forward_mode == "copy":
+            message = resent_copy(data, account_id=account.id, from_address=self.from_address,
+                                  to_address=target, hostname=self.hostname, now=now)
+        else:
+            message = notification(data, kind=delivered.kind, account_id=account.id,
+                                   from_address=self.from_address, to_address=target,
+                                   hostname=self.hostname, now=now)
+        await self.queue.enqueue(self.from_address, [target], message, kind="forward")
+        return True
