@@ -1,0 +1,223 @@
+"""Support for the calling-application tests: a FakeCall that can announce while bridged
+and ring back with music, an in-memory billing ledger with the interface
+:mod:`portaum_tx.ivr.charging` speaks, and a runner.
+
+The ledger rates with the real :mod:`portaum_tx.billing.rating`; it stands in for the billing
+engine so that every option of every application can be driven on a task.Clock.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from decimal import Decimal
+from typing import Optional
+
+from twisted.internet import defer
+from twisted.internet.task import Clock
+
+from portaum_tx.billing.rating import ForbiddenDestinationError, NoRateError, Rate, Tariff
+from portaum_tx.ivr import charging
+from portaum_tx.ivr.apps import AppContext, load_applications
+from portaum_tx.ivr.fake import FakeCall, describe
+
+
+class CallingFakeCall(FakeCall):
+    """A FakeCall whose dial takes ``ringback`` and which can ``announce`` over a bridge;
+    both are written down in :attr:`played` like any prompt (announcements prefixed)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.ringbacks: list[list[str]] = []
+        self.announced: list[tuple[float, list[str]]] = []
+
+    async def dial(self, destination, caller_id=None, timeout=30.0, ringback=None):
+        if ringback is not None:
+            self.ringbacks.append([describe(item) for item in ringback])
+        self.events.append((self.clock.seconds(), "caller-id", caller_id))
+        other = await super().dial(destination, caller_id, timeout)
+        talk = getattr(other, "talk_seconds", None)
+        if talk is not None:
+            self.clock.callLater(talk, other.remote_hangup, "far end")
+        return other
+
+    def announce(self, items):
+        names = [describe(item) for item in items]
+        self.announced.append((self.clock.seconds(), names))
+        self.played.extend("announce:" + name for name in names)
+
+
+def far_end(clock, number: str, talk: float | None = None) -> FakeCall:
+    """The destination: answers, and hangs up ``talk`` seconds after answering (None: it
+    stays on until the caller or the time limit ends the call)."""
+    other = FakeCall(clock, calling="", called=number)
+    other.talk_seconds = talk
+    return other
+
+
+@dataclasses.dataclass
+class LedgerAccount:
+    id: str
+    balance: Decimal
+    currency: str = "USD"
+    language: Optional[str] = None
+    associated_number: Optional[str] = None
+    customer: str = "Smart Calls, Ltd."
+    service_password: str = ""
+    low_balance: bool = False
+    tariff: Tariff = None
+
+
+@dataclasses.dataclass
+class LedgerAuthorization:
+    id: int
+    account_id: str
+    destination: str
+    access_code: Optional[str]
+    session_id: Optional[str]
+    max_seconds: Optional[int]
+    announced_seconds: Optional[int] = None
+    rate: Rate = None
+
+
+@dataclasses.dataclass
+class LedgerXDR:
+    account_id: str
+    destination: str
+    access_code: Optional[str]
+    seconds: int
+    charge: Decimal
+    session_id: Optional[str]
+
+
+class Ledger:
+    def __init__(self):
+        self.accounts: dict[str, LedgerAccount] = {}
+        self.aliases: dict[str, str] = {}
+        self.vouchers: dict[str, tuple[Decimal, str]] = {}  # code -> (amount, state)
+        self.xdrs: list[LedgerXDR] = []
+        self.open: dict[int, LedgerAuthorization] = {}
+        self.released: list[LedgerAuthorization] = []
+        self.authorizations: list[LedgerAuthorization] = []
+        self.top_ups: list[tuple[str, Decimal, str]] = []
+        self.access_tariffs: dict[str, Tariff] = {}  # access code -> tariff
+        self.announce_tariff: Optional[Tariff] = None
+        self._ids = itertools.count(1)
+
+    def add(self, account_id: str, balance="10", rates=(("1", "0.10"),), **fields) -> LedgerAccount:
+        tariff = Tariff([Rate(prefix, Decimal(price), 1, 1) for prefix, price in rates])
+        account = LedgerAccount(account_id, Decimal(balance), tariff=tariff, **fields)
+        self.accounts[account_id] = account
+        return account
+
+    async def find_account(self, login):
+        account_id = self.aliases.get(login, login)
+        return self.accounts.get(account_id)
+
+    async def check_service_password(self, account_id, password):
+        stored = self.accounts[account_id].service_password
+        return not stored or stored == password
+
+    async def authorize(self, account_id, destination, *, access_code=None, session_id=None):
+        account = self.accounts[account_id]
+        tariff = self.access_tariffs.get(access_code or "", account.tariff)
+        try:
+            rate = tariff.rate_for(destination)
+        except ForbiddenDestinationError:
+            raise charging.Refused(charging.FORBIDDEN)
+        except NoRateError:
+            raise charging.Refused(charging.NO_RATE)
+        seconds = rate.max_duration(account.balance, limit=86400)
+        if seconds == 0:
+            raise charging.Refused(charging.INSUFFICIENT_FUNDS)
+        announced = None
+        if self.announce_tariff is not None:
+            announced = self.announce_tariff.max_duration(destination, account.balance, limit=86400)
+        authorization = LedgerAuthorization(next(self._ids), account_id, destination, access_code,
+                                            session_id, seconds, announced, rate)
+        self.open[authorization.id] = authorization
+        self.authorizations.append(authorization)
+        return authorization
+
+    async def charge(self, authorization, seconds):
+        self.open.pop(authorization.id, None)
+        cost = authorization.rate.charge(seconds)
+        account = self.accounts[authorization.account_id]
+        account.balance -= cost
+        xdr = LedgerXDR(authorization.account_id, authorization.destination,
+                        authorization.access_code, seconds, cost, authorization.session_id)
+        self.xdrs.append(xdr)
+        return xdr
+
+    async def release(self, authorization):
+        if self.open.pop(authorization.id, None) is not None:
+            self.released.append(authorization)
+
+    async def redeem_voucher(self, account_id, code):
+        if code not in self.vouchers:
+            raise charging.VoucherRefused("invalid")
+        amount, state = self.vouchers[code]
+        if state != "new":
+            raise charging.VoucherRefused(state)
+        self.vouchers[code] = (amount, "used")
+        self.accounts[account_id].balance += amount
+        return amount
+
+    async def top_up(self, account_id, amount, reference):
+        self.accounts[account_id].balance += amount
+        self.top_ups.append((account_id, amount, reference))
+
+    def xdrs_of(self, account_id):
+        return [x for x in self.xdrs if x.account_id == account_id]
+
+
+def make_context(clock, ledger, access_number=None, **extra) -> AppContext:
+    context = AppContext(store=None, mailboxes=None, accounts=None, clock=clock,
+                         applications=load_applications(), access_number=access_number)
+    context.billing = ledger
+    for name, value in extra.items():
+        setattr(context, name, value)
+    return context
+
+
+def run(work) -> defer.Deferred:
+    return defer.ensureDeferred(work)
+
+
+def make_call(clock: Clock | None = None, **kwargs) -> CallingFakeCall:
+    return CallingFakeCall(clock or Clock(), **kwargs)
+
+
+class CallingCase:
+    """Mixin for trial test cases: a clock, a ledger, and running an application."""
+
+    application = "prepaid"
+
+    def setUp(self):
+        self.clock = Clock()
+        self.ledger = Ledger()
+
+    def call(self, calling="15550001111", called="18005550000", **kwargs) -> CallingFakeCall:
+        return make_call(self.clock, calling=calling, called=called, **kwargs)
+
+    def destination(self, call, number, talk=None, outcome=None):
+        """Script the far end of ``number``: answers and talks ``talk`` seconds, or fails."""
+        if outcome is not None:
+            from portaum_tx.ivr.call import DialFailed
+            call.dial_outcomes[number] = DialFailed(number, outcome, 486 if outcome == "busy" else None)
+            return None
+        other = far_end(self.clock, number, talk)
+        call.dial_outcomes[number] = other
+        return other
+
+    def context(self, access_number=None, **extra):
+        return make_context(self.clock, self.ledger, access_number=access_number, **extra)
+
+    async def run_app(self, call, options=None, name=None, context=None):
+        """Run like the router does: hanging up ends the application quietly."""
+        from portaum_tx.ivr.call import CallHungUp
+        app = load_applications().get(name or self.application)
+        try:
+            return await call.run(app(call, context or self.context(), dict(options or {})))
+        except CallHungUp:
+            return None
