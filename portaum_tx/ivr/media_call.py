@@ -184,7 +184,7 @@ class MediaCall(Call):
                     continue
                 key = (prompt.source, prompt.name, prompt.language, prompt.brand)
                 cached = self.prompt_cache.get(key)
-                if cached is None or cached.samples != len(prompt.ulaw):
+                if cached is None or cached.encoded(PCMU) is not prompt.ulaw:  # changed on disk
                     cached = self.prompt_cache[key] = rtp_player.Prompt(PCMU, prompt.ulaw, item)
                 out.append(cached)
             elif isinstance(item, Audio):

@@ -204,3 +204,22 @@ class MediaCallTests(unittest.TestCase):
         self.assertEqual(done, [None])
         self.assertFalse(self.call.is_hungup)
         self.assertIsNone(self.session.source)
+
+
+class PromptCacheTests(unittest.TestCase):
+    def test_encoded_prompts_are_shared_between_calls(self):
+        rig = Rig()
+        library = PromptLibrary()
+        shared = {}
+        calls = [MediaCall(rig.clock, rig.session(), library, RecordingSignalling(), prompt_cache=shared)
+                 for _ in range(2)]
+        for call in calls:
+            defer.ensureDeferred(call.play(["goodbye"]))
+        self.assertEqual(len(shared), 1)
+        [prompt] = shared.values()
+        self.assertEqual(prompt.name, "goodbye")
+        self.assertTrue(all(call.player.playing for call in calls))
+        rig.run(0.1)
+        first, second = ([p.payload for p, _ in rig.reactor.ports[c.session.local_port].rtp()] for c in calls)
+        self.assertEqual(first, second)
+        self.assertEqual(b"".join(first), prompt.encoded(PCMU)[:len(b"".join(first))])
