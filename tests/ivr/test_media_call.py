@@ -1,8 +1,14 @@
 """MediaCall: the Call API over a real RtpSession, fake UDP transports and a task.Clock."""
 
 import numpy as np
-from twisted.internet import defer
+from twisted.internet import defer, reactor
+from twisted.internet.task import deferLater
 from twisted.trial import unittest
+
+from portaum_tx.convert.audio import decode_upload
+from portaum_tx.ivr.router import run_application
+from portaum_tx.rtp.recorder import Recorder
+from tests.ivr.test_voicemail_support import MAILBOX, VoicemailCase
 
 from portaum_tx.ivr.call import Audio, CallHungUp, DialFailed
 from portaum_tx.ivr.media_call import MediaCall
@@ -223,3 +229,47 @@ class PromptCacheTests(unittest.TestCase):
         first, second = ([p.payload for p, _ in rig.reactor.ports[c.session.local_port].rtp()] for c in calls)
         self.assertEqual(first, second)
         self.assertEqual(b"".join(first), prompt.encoded(PCMU)[:len(b"".join(first))])
+
+
+class DepositOverRtpTests(VoicemailCase):
+    """The deposit application on a MediaCall: greeting out as RTP, the caller's audio and
+    # in, the message in the real store."""
+
+    async def test_deposit_over_rtp(self):
+        rig = Rig()
+        session = rig.session()
+        peer = FakePeer(session)
+        signalling = RecordingSignalling()
+        call = MediaCall(rig.clock, session, PromptLibrary(), signalling, call_id="rtp-1",
+                         calling="15557654321", called=MAILBOX)
+        app = self.registry.get("voicemail")
+        done = defer.ensureDeferred(run_application(
+            app, call, self.context(mailbox=MAILBOX, reason="busy"), {"review": False}, "voicemail"))
+        said = speech(1.5)
+        sent_speech = 0
+        timestamp = 900000
+        for _ in range(3000):
+            if done.called:
+                break
+            recording = any(isinstance(c, Recorder) for c in session.consumers)
+            if recording and sent_speech < len(said):
+                peer.send(PCMU.encode(said[sent_speech:sent_speech + 160]))
+                sent_speech += 160
+            elif recording:
+                timestamp += 1600
+                peer.send(TelephoneEvent(11, False, 10, 160).to_bytes(), payload_type=101, marker=True,
+                          timestamp=timestamp, advance=False, sequence=peer.sequence)
+                peer.sequence += 1
+            rig.clock.advance(0.02)
+            await deferLater(reactor, 0, lambda: None)
+        await done
+        self.assertEqual(signalling.actions, ["answer", "hangup"])
+        self.assertTrue(session.closed)
+        [(info, message)] = await self.messages()
+        [attachment] = list(message.iter_attachments())
+        pcm = decode_upload(attachment.get_content(), normalise=False)
+        self.assertLessEqual(abs(len(pcm) / 8000 - 1.5), 0.1)
+        library = PromptLibrary()
+        sent = b"".join(p.payload for p, _ in rig.reactor.ports[session.local_port].rtp() if p.payload_type == 0)
+        for name in ("vm-the-person-at", "vm-is-busy", "vm-leave-message", "vm-message-sent"):
+            self.assertIn(library.load_file(library.find_file(name, ["en"]))[:800], sent, name)
