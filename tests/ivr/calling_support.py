@@ -127,12 +127,12 @@ class Ledger:
             raise charging.Refused(charging.FORBIDDEN)
         except NoRateError:
             raise charging.Refused(charging.NO_RATE)
-        seconds = rate.max_duration(account.balance, limit=86400)
+        seconds = rate.max_duration(account.balance)
         if seconds == 0:
             raise charging.Refused(charging.INSUFFICIENT_FUNDS)
         announced = None
         if self.announce_tariff is not None:
-            announced = self.announce_tariff.max_duration(destination, account.balance, limit=86400)
+            announced = self.announce_tariff.max_duration(destination, account.balance)
         authorization = LedgerAuthorization(next(self._ids), account_id, destination, access_code,
                                             session_id, seconds, announced, rate)
         self.open[authorization.id] = authorization
