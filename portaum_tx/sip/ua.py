@@ -925,6 +925,9 @@ class UserAgent:
         self.sessions: set[InviteSession] = set()
         self.incoming_by_transaction: dict[ServerTransaction, IncomingSession] = {}
         self.extensions: dict[str, Callable[[ServerTransaction, Request], None]] = {}
+        #: Handlers for in-dialog requests of dialogs not held in memory (SUBSCRIBE
+        #: refreshes of subscriptions kept in the store).
+        self.dialog_fallbacks: dict[str, Callable[[ServerTransaction, Request], None]] = {}
         self._session_ids = 0
         self.rejected_busy = 0
 
@@ -1092,7 +1095,9 @@ class UserAgent:
             return
         if request.to.tag is not None:
             handler = self.dialogs.get(self._dialog_key(request))
-            if handler is None:
+            if handler is None and request.method in self.dialog_fallbacks:
+                self.dialog_fallbacks[request.method](transaction, request)
+            elif handler is None:
                 transaction.respond(self.response(request, 481))
             else:
                 handler.handle_request(transaction, request)

@@ -18,6 +18,7 @@ from .mailbox import Folder, Mailbox, MailboxFull, MailboxStore, MessageInfo
 from .outbound import OutboundStore
 from .prompts import PromptStore
 from .settings import SettingsStore
+from .subscriptions import SubscriptionStore
 
 
 class Store:
@@ -32,6 +33,7 @@ class Store:
         self.access_numbers = AccessNumberStore(db, clock)
         self.prompts = PromptStore(db, clock)
         self.settings = SettingsStore(db)
+        self.subscriptions = SubscriptionStore(db, clock)
         self.attendant = AttendantStore(db, clock)
         self.schema_version = 0
 

@@ -103,3 +103,105 @@ def in_dialog(method, to_tag, cseq, branch, call_id="call-1", body=b"", extra=""
     return invite(call_id=call_id, branch=branch, cseq=cseq, body=body, extra=extra,
                   to_tag=to_tag, method=method, uri="sip:1001@10.0.0.7:5062",
                   content_type=content_type)
+
+
+class MemorySubscriptions:
+    """The SubscriptionStore API over a dict (the SQL one is tested in tests/store)."""
+
+    def __init__(self):
+        from portaum_tx.store.subscriptions import Subscription
+        self.Subscription = Subscription
+        self.rows = {}
+
+    async def store_subscription(self, sid, account_id, event, dialog, local_cseq, remote_cseq,
+                                 expires):
+        old = self.rows.get(sid)
+        row = self.Subscription(sid, account_id, event, dict(dialog),
+                                max(local_cseq, old.local_cseq if old else 0), remote_cseq,
+                                expires, old.last_body if old else "", 0)
+        self.rows[sid] = row
+        return row
+
+    async def get_subscription(self, sid):
+        from portaum_tx.store import NotFound
+        if sid not in self.rows:
+            raise NotFound(sid)
+        return self.rows[sid]
+
+    async def get_subscriptions(self, account_id, event):
+        return [r for r in self.rows.values() if r.account_id == account_id and r.event == event]
+
+    async def set_subscription_notified(self, sid, body, only_if_changed):
+        import dataclasses
+        row = self.rows.get(sid)
+        if row is None or (only_if_changed and row.last_body == body):
+            return None
+        row = dataclasses.replace(row, local_cseq=row.local_cseq + 1, last_body=body)
+        self.rows[sid] = row
+        return row.local_cseq
+
+    async def delete_subscription(self, sid):
+        return self.rows.pop(sid, None)
+
+    async def delete_expired_subscriptions(self, now):
+        gone = [r for r in self.rows.values() if r.expires <= now]
+        for r in gone:
+            del self.rows[r.id]
+        return gone
+
+
+class FakeAccount:
+    def __init__(self, account_id, password="secret", realm="portaum", mwi_contact=None):
+        from portaum_tx.sip.digest import compute_ha1
+        self.id = account_id
+        self.digest_realm = realm
+        self.ha1_md5 = compute_ha1(account_id, realm, password, "MD5")
+        self.ha1_sha256 = compute_ha1(account_id, realm, password, "SHA-256")
+        self.mwi_contact = mwi_contact
+
+
+class FakeMailboxes:
+    """Accounts, aliases and MWI counts as MailboxService and AccountStore show them."""
+
+    def __init__(self):
+        self.accounts = {}
+        self.aliases = {}
+        self.counts = {}
+
+    def add(self, account):
+        self.accounts[account.id] = account
+        self.counts[account.id] = {"voice": {"new": 0, "old": 0, "urgent_new": 0, "urgent_old": 0},
+                                   "fax": {"new": 0, "old": 0, "urgent_new": 0, "urgent_old": 0}}
+
+    async def resolve(self, name):
+        from portaum_tx.store import NotFound
+        name = self.aliases.get(name, name)
+        if name not in self.accounts:
+            raise NotFound(name)
+        return name
+
+    async def message_counts(self, account_id):
+        return self.counts[account_id]
+
+    async def get_account(self, account_id):
+        return self.accounts[account_id]
+
+
+class FakeEvents:
+    def __init__(self):
+        self.subscribers = []
+
+    def subscribe(self, kind, callback):
+        entry = (kind, callback)
+        self.subscribers.append(entry)
+        return lambda: self.subscribers.remove(entry)
+
+    def publish_now(self, event):
+        for kind, callback in list(self.subscribers):
+            if isinstance(event, kind):
+                callback(event)
+
+
+class FakeStore:
+    def __init__(self):
+        self.subscriptions = MemorySubscriptions()
