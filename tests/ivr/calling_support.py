@@ -163,6 +163,15 @@ class Ledger:
         self.accounts[account_id].balance += amount
         return amount
 
+    async def register_account(self, account_id, etalon_account, voucher):
+        etalon = self.accounts[etalon_account]
+        if voucher not in self.vouchers or self.vouchers[voucher][1] != "new":
+            raise charging.VoucherRefused(self.vouchers.get(voucher, (0, "invalid"))[1])
+        account = dataclasses.replace(etalon, id=account_id, balance=Decimal(0))
+        self.accounts[account_id] = account
+        await self.redeem_voucher(account_id, voucher)
+        return account
+
     async def top_up(self, account_id, amount, reference):
         self.accounts[account_id].balance += amount
         self.top_ups.append((account_id, amount, reference))
