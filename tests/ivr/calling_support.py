@@ -41,6 +41,17 @@ class CallingFakeCall(FakeCall):
             self.clock.callLater(talk, other.remote_hangup, "far end")
         return other
 
+    def _poke(self):
+        # FakeCall.run resumes its loop from inside the poke; when the application comes back
+        # from real network I/O (the loopback payment gateway) that re-enters the loop before
+        # the application awaits its playback, and the loop finds nothing left to do. Resuming
+        # it on the next reactor turn keeps the order: the application waits, then the clock
+        # moves.
+        nudge, self._nudge = self._nudge, None
+        if nudge is not None and not nudge.called:
+            from twisted.internet import reactor
+            reactor.callLater(0, lambda: nudge.called or nudge.callback(None))
+
     def announce(self, items):
         names = [describe(item) for item in items]
         self.announced.append((self.clock.seconds(), names))
