@@ -142,6 +142,10 @@ SECTIONS: dict[str, tuple[Option, ...]] = {
         _opt("trusted_proxies", _list, "", "addresses whose requests need no authentication"),
         _opt("max_calls", _positive_int, "1000", "beyond this, new calls get 503 Retry-After"),
         _opt("session_expires", _seconds, "1800", "RFC 4028 session interval"),
+        _opt("digest_algorithms", _list, "SHA-256, MD5",
+             "challenges offered to phones (MWI), best first; MD5 alone for phones that "
+             "give up on a SHA-256 challenge (baresip 1.0)"),
+        _opt("mwi_expires", _seconds, "3600", "MWI subscription length when the phone names none"),
     ),
     "rtp": (
         _opt("port_min", _port, "16384", "lowest RTP port (even)"),

@@ -79,7 +79,8 @@ class MwiService:
     def __init__(self, ua, store, events, mailboxes, accounts, clock, *, realm: str,
                  secret: bytes, trusted_proxies: Iterable[str] = (), domain: str = "",
                  default_expires: int = 3600, min_expires: int = 60, max_expires: int = 86400,
-                 sweep_interval: float = 30.0, now=None):
+                 sweep_interval: float = 30.0, algorithms: Iterable[str] = ("SHA-256", "MD5"),
+                 now=None):
         self.ua = ua
         self.store = store
         self.subscriptions = store.subscriptions
@@ -96,10 +97,12 @@ class MwiService:
         self.max_expires = max_expires
         self.sweep_interval = sweep_interval
         self.now = now or clock.seconds
+        self.algorithms = tuple(algorithms)
         self._digest: dict[str, DigestServer] = {}
         self._unsubscribe = []
         self._sweeper = None
         self._pending: dict[str, defer.Deferred] = {}
+        self._again: set[str] = set()
         self.notifications_sent = 0
 
     @classmethod
@@ -108,10 +111,12 @@ class MwiService:
         secret = node.secret.encode() if isinstance(node.secret, str) else node.secret
         return cls(ua, node.store, node.events, node.mailboxes, node.store.accounts,
                    node.reactor, realm=sip.realm, secret=secret,
-                   trusted_proxies=sip.trusted_proxies, domain=sip.domain or ua.domain)
+                   trusted_proxies=sip.trusted_proxies, domain=sip.domain or ua.domain,
+                   default_expires=int(sip.mwi_expires), algorithms=sip.digest_algorithms)
 
     async def start(self) -> None:
         self.ua.extensions["SUBSCRIBE"] = self._subscribe
+        self.ua.extensions["REGISTER"] = self._register
         self.ua.dialog_fallbacks["SUBSCRIBE"] = self._subscribe_unknown_dialog
         if self.events is not None:
             from portaum_tx.mailbox.events import MailboxChanged, NewMessage
@@ -124,6 +129,7 @@ class MwiService:
 
     async def stop(self) -> None:
         self.ua.extensions.pop("SUBSCRIBE", None)
+        self.ua.extensions.pop("REGISTER", None)
         self.ua.dialog_fallbacks.pop("SUBSCRIBE", None)
         for unsubscribe in self._unsubscribe:
             unsubscribe()
@@ -186,7 +192,8 @@ class MwiService:
         realm = account.digest_realm or self.realm
         server = self._digest.get(realm)
         if server is None:
-            server = self._digest[realm] = DigestServer(realm, self.secret, now=self.now)
+            server = self._digest[realm] = DigestServer(realm, self.secret, now=self.now,
+                                                          algorithms=self.algorithms)
         header = request.get("Authorization")
         if header is None:
             self._challenge(transaction, request, server)
@@ -205,7 +212,7 @@ class MwiService:
         if user_account != account_id or not ha1 or credentials.username != account_id:
             transaction.respond(self.ua.response(request, 403))
             return False
-        result = server.verify(credentials, "SUBSCRIBE", ha1)
+        result = server.verify(credentials, request.method, ha1)
         if result is VerifyResult.STALE:
             self._challenge(transaction, request, server, stale=True)
             return False
@@ -217,6 +224,42 @@ class MwiService:
     def _challenge(self, transaction, request, server: DigestServer, stale=False) -> None:
         transaction.respond(self.ua.response(request, 401, headers=[
             ("WWW-Authenticate", str(value)) for value in server.challenge(stale=stale)]))
+
+    def _register(self, transaction, request: Request) -> None:
+        d = defer.ensureDeferred(self._registration(transaction, request))
+        d.addErrback(self._failed, transaction, request)
+
+    async def _registration(self, transaction, request: Request) -> None:
+        """Phones that subscribe to MWI only once registered (baresip, many desk phones)
+        register here: the REGISTER is authenticated like a SUBSCRIBE and answered with
+        the bindings it asked for.  Nothing routes calls by these bindings (the server
+        only answers calls), so they are not kept."""
+        uri = request.to.uri
+        user = uri.user_unescaped if isinstance(uri, SipURI) else None
+        try:
+            account_id = await self.mailboxes.resolve(user or "")
+        except Exception:
+            transaction.respond(self.ua.response(request, 404))
+            return
+        if not await self._authorize(transaction, request, account_id):
+            return
+        try:
+            default = request.first("Expires")
+        except SipParseError:
+            default = None
+        default = self.default_expires if default is None else int(default)
+        contacts = []
+        for contact in request.contact:
+            if contact.wildcard:
+                contacts = []
+                break
+            expires = contact.expires if contact.expires is not None else default
+            if expires == 0:
+                continue
+            bound = contact.copy()
+            bound.set_param("expires", str(max(min(expires, self.max_expires), self.min_expires)))
+            contacts.append(("Contact", str(bound)))
+        transaction.respond(self.ua.response(request, 200, headers=contacts))
 
     async def _new_subscription(self, transaction, request: Request) -> None:
         if not self._check_event(transaction, request):
@@ -316,7 +359,7 @@ class MwiService:
         return True
 
     async def _send_notify(self, dialog: Dialog, peer: Peer, body: str, state: str,
-                           cseq: int) -> Response | None:
+                           cseq: int) -> None:
         request = dialog.make_request(
             "NOTIFY", self.ua.via_host(peer), peer.via_transport, contact=self.ua.contact(peer),
             cseq=cseq, headers=[("Event", EVENT), ("Subscription-State", state),
@@ -324,37 +367,48 @@ class MwiService:
             body=body.encode())
         return await self._send(request, peer, dialog)
 
-    async def _send(self, request: Request, peer: Peer, dialog: Dialog | None) -> Response | None:
+    async def _send(self, request: Request, peer: Peer, dialog: Dialog | None) -> None:
+        """Send a NOTIFY; its outcome is handled when it comes, without holding up the
+        caller (a slow phone must not delay the others' lights)."""
         self.notifications_sent += 1
         try:
             transaction = self.ua.layer.send_request(request, peer, peer.reliable)
         except Exception as exc:
             log.info("cannot send NOTIFY to {peer}: {why}", peer=peer, why=exc)
-            return None
-        response = await transaction.final
-        if dialog is not None and response.status in (408, 481) or \
-                dialog is not None and response.status >= 300 and getattr(response, "local", False):
-            # RFC 6665 4.2.2: the subscriber is gone; forget the subscription.
-            await self.subscriptions.delete_subscription(
-                _subscription_id(dialog.call_id, dialog.local_tag, dialog.remote_tag))
-        return response
+            return
+        if dialog is None:
+            return
+
+        def answered(response: Response):
+            if response.status in (408, 481) or (response.status >= 300 and
+                                                 getattr(response, "local", False)):
+                # RFC 6665 4.2.2: the subscriber is gone; forget the subscription.
+                return defer.ensureDeferred(self.subscriptions.delete_subscription(
+                    _subscription_id(dialog.call_id, dialog.local_tag, dialog.remote_tag)))
+        transaction.final.addCallback(answered).addErrback(
+            lambda f: log.failure("NOTIFY outcome", f))
 
     def _mailbox_event(self, event) -> None:
         self.announce(event.account_id)
 
     def announce(self, account_id: str) -> defer.Deferred:
-        """Send the new summary of ``account_id`` to its subscribers (coalescing bursts)."""
+        """Send the new summary of ``account_id`` to its subscribers.  Events arriving
+        while an announcement runs are folded into one more round after it."""
         pending = self._pending.get(account_id)
         if pending is not None:
+            self._again.add(account_id)
             return pending
         d = defer.ensureDeferred(self._announce(account_id))
         self._pending[account_id] = d
 
         def done(result):
             self._pending.pop(account_id, None)
+            if account_id in self._again:
+                self._again.discard(account_id)
+                self.announce(account_id)
             return result
-        d.addBoth(done)
         d.addErrback(lambda f: log.failure("MWI for {account} failed", f, account=account_id))
+        d.addBoth(done)
         return d
 
     async def _announce(self, account_id: str) -> None:

@@ -31,6 +31,18 @@ def free_port(kind=socket.SOCK_DGRAM, both=False) -> int:
             continue
 
 
+def free_port_for_phone() -> int:
+    """A port P free for UDP and TCP with P+1 free for TCP (baresip puts SIP over TLS there)."""
+    while True:
+        port = free_port(both=True)
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
+                t.bind(("127.0.0.1", port + 1))
+            return port
+        except OSError:
+            continue
+
+
 class LiveFrontend:
     """Runs :class:`SipFrontend` on 127.0.0.1 (UDP and TCP on one free port)."""
 
