@@ -145,6 +145,17 @@ APPLICATIONS: dict[str, tuple[str, tuple[Option, ...]]] = {
 }
 
 
+#: One line for applications whose options come only from their own module.
+DESCRIPTIONS = {
+    "balance": "Balance information: the caller hears the account's balance.",
+    "pinless": "PINless calling with service password: authorized by the caller's number.",
+    "pass-through": "Pass-through IVR with authorization code: PIN, then the toll call is connected.",
+    "call-queue": "Call queue: callers wait for the next free agent, hearing position and wait.",
+    "dial-by-name": "Dial-by-name directory: the first letters of a surname on the keypad.",
+    "conference": "Conferencing: rooms with host and guest codes.",
+}
+
+
 def applications() -> dict[str, tuple[str, tuple[Option, ...]]]:
     """The catalogue, with options declared by application modules taking precedence."""
     catalogue = dict(APPLICATIONS)
@@ -154,13 +165,32 @@ def applications() -> dict[str, tuple[str, tuple[Option, ...]]]:
     except Exception:  # the IVR package is optional for the admin pages
         return catalogue
     for name in registry.names():
-        declared = getattr(registry.get(name), "OPTIONS", None)
+        app = registry.get(name)
+        declared = getattr(app, "OPTIONS", None)
+        description, known = catalogue.get(name, ("", ()))
+        if not description:
+            description = DESCRIPTIONS.get(name) or (
+                (getattr(app, "__doc__", None) or "").strip().splitlines() or [""])[0]
         if declared:
-            options = tuple(Option(n, t, d, h) for n, t, d, h in declared)
-            catalogue[name] = (catalogue.get(name, ("", ()))[0], options)
-        elif name not in catalogue:
-            catalogue[name] = ("", ())
+            known_by_name = {o.name: o for o in known} | {o.name: o for _, (_, opts) in
+                                                          APPLICATIONS.items() for o in opts}
+            catalogue[name] = (description, tuple(_declared(entry, known_by_name)
+                                                  for entry in declared))
+        else:
+            catalogue[name] = (description, known)
     return catalogue
+
+
+def _declared(entry, known: dict) -> Option:
+    """An application module's ``(name, type, default, help[, choices])``; a choice
+    without its choices borrows them from this table, else is taken as text."""
+    name, kind, default, text = entry[:4]
+    choices = tuple(entry[4]) if len(entry) > 4 else ()
+    if kind == "choice" and not choices:
+        choices = known[name].choices if name in known else ()
+        if not choices:
+            kind = "text"
+    return Option(name, kind, default, text, choices)
 
 
 class OptionValueError(ValueError):
