@@ -161,8 +161,8 @@ async def wait_in_queue(call: Call, store, queue, music: Music, *, node: str = "
     heartbeat = Heartbeat(call.clock, lambda: attendant.touch_queue_caller(caller.id))
     try:
         if not await attendant.claim_queue_slot(caller.id):
-            await _announce(call, attendant, caller.id, outcome, welcome=True)
             next_announcement = call.clock.seconds() + announce_every
+            await _announce(call, attendant, caller.id, outcome, welcome=True)
             while True:
                 await music.play(call, max(0.02, min(poll_seconds,
                                                      next_announcement - call.clock.seconds())))
@@ -171,8 +171,8 @@ async def wait_in_queue(call: Call, store, queue, music: Music, *, node: str = "
                 if call.clock.seconds() >= next_announcement - 1e-6:
                     await attendant.delete_stale_queue_callers(queue.id, STALE_SECONDS)
                     await attendant.touch_queue_caller(caller.id)
-                    await _announce(call, attendant, caller.id, outcome)
                     next_announcement = call.clock.seconds() + announce_every
+                    await _announce(call, attendant, caller.id, outcome)
         heartbeat.start()
         await attendant.touch_queue_caller(caller.id)
         await call.play(["queue-connecting"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from twisted.internet import reactor, task
+from twisted.internet import defer, reactor, task
 
 from portaum_tx.accounts import AccountService
 from portaum_tx.convert.audio import make_au, pcm16_to_ulaw
@@ -35,8 +35,58 @@ class StoreFakeCall(FakeCall):
     (which completes on the real reactor), FakeCall.run would otherwise move the clock
     before the application reaches its await and report it stuck."""
 
+    def __init__(self, clock, **kwargs):
+        super().__init__(clock, **kwargs)
+        #: (time, item) for every item as it started playing.
+        self.timeline: list[tuple[float, str]] = []
+
     def _wait_started(self) -> None:
         reactor.callLater(0, self._poke)
+
+    def _prompt_started(self, name: str) -> None:
+        self.timeline.append((self.clock.seconds(), name))
+        super()._prompt_started(name)
+
+    @property
+    def waiting(self) -> bool:
+        """Blocked on the call (a playback, a key, a ring, a bridge), not on the store."""
+        return self._waiting()
+
+
+async def run_together(clock, starts, max_steps: int = 100000) -> None:
+    """Run several applications that share ``clock``: ``starts`` holds (clock time, call,
+    a function returning the application's coroutine). The clock moves to its next event
+    only once every running application waits on its call, so store queries (which
+    complete on the real reactor) never race the clock."""
+    running: list = []
+    failures: list = []
+
+    def start(call, make):
+        finished = defer.ensureDeferred(make())
+        finished.addErrback(lambda f: f.trap(CallHungUp))
+        finished.addErrback(failures.append)
+        running.append((call, finished))
+
+    for when, call, make in starts:
+        clock.callLater(when - clock.seconds(), start, call, make)
+    for _ in range(max_steps):
+        for _ in range(10000):
+            if all(d.called or call.waiting for call, d in running):
+                break
+            await task.deferLater(reactor, 0.001, lambda: None)
+        else:
+            raise AssertionError("applications never settled")
+        if failures:
+            failures[0].raiseException()
+        pending = clock.getDelayedCalls()
+        if not pending:
+            if all(d.called for _, d in running):
+                return
+            raise AssertionError("applications wait forever: "
+                                 + "; ".join(f"{c.call_id}: {c.played[-3:]}" for c, d in running if not d.called))
+        due = min(c.getTime() for c in pending)
+        clock.advance(max(0.0, due - clock.seconds()))
+    raise AssertionError(f"more than {max_steps} clock steps")
 
 
 class AttendantCase(StoreTestCase):
