@@ -42,6 +42,12 @@ from portaum_tx.ivr import charging
 
 log = Logger()
 
+#: The access-code prefix of the announcement tariff (the guide's "ANNOUNCE+DNIS").
+ANNOUNCE = "ANNOUNCE"
+#: How the xDRs name the legs: the caller's into the application, and the one placed out.
+LEG_A = "A"
+LEG_B = "B"
+
 #: How long an outgoing leg may ring before it counts as not answered.
 RING_TIMEOUT = 60.0
 
@@ -191,12 +197,15 @@ class Dialer:
     """
 
     def __init__(self, call, billing, options: CallOptions, *, session_id: Optional[str] = None,
-                 caller_id: Optional[str] = None):
+                 caller_id: Optional[str] = None, dnis: Optional[str] = None):
         self.call = call
         self.billing = billing
         self.options = options
         self.session_id = session_id
         self.caller_id = caller_id if caller_id is not None else (call.calling or None)
+        #: The access number the session came in on: xDRs name it, and the announcement
+        #: tariff is the product's ANNOUNCE<dnis> access code.
+        self.dnis = dnis if dnis is not None else call.called
         self.attempts = 0
         self.results: list[LegResult] = []
         self._warned_missing: set[str] = set()
@@ -207,8 +216,12 @@ class Dialer:
 
     async def authorize(self, account, destination: str, access_code: Optional[str] = None):
         """The billing authorization, or a :class:`charging.Refused`."""
+        announce_code = (f"{ANNOUNCE}{self.dnis}"
+                         if self.options.announce_time and self.options.use_announcement_tariff
+                         else None)
         return await charging.authorize(self.billing, account, destination,
-                                        access_code=access_code, session_id=self.session_id)
+                                        access_code=access_code, announce_code=announce_code,
+                                        session_id=self.session_id)
 
     async def call_out(self, account, destination: str, *, access_code: Optional[str] = None,
                        announce: bool = True, dial_number: Optional[str] = None,
@@ -260,7 +273,10 @@ class Dialer:
     def _announced_seconds(self, authorization) -> Optional[int]:
         announced = (charging.announced_seconds(authorization)
                      if self.options.use_announcement_tariff else None)
-        return announced if announced is not None else charging.max_seconds(authorization)
+        maximum = announced if announced is not None else charging.max_seconds(authorization)
+        if maximum is not None and not self.options.use_announcement_tariff:
+            maximum = max(0, maximum - self.options.disconnect_call_before)
+        return maximum
 
     async def _dial(self, destination: str):
         call = self.call
@@ -288,7 +304,9 @@ class Dialer:
             result.seconds = max(0, math.ceil(elapsed - 1e-6))
             if limit is not None:
                 result.seconds = min(result.seconds, math.ceil(limit))
-            result.xdr = await charging.charge(self.billing, authorization, result.seconds)
+            result.xdr = await charging.charge(
+                self.billing, authorization, result.seconds, cli=self.caller_id or "",
+                cld=result.destination, access_number=self.dnis, leg=LEG_B)
 
     def _warn(self, seconds_left: int):
         call = self.call

@@ -2,8 +2,10 @@
 and ring back with music, an in-memory billing ledger with the interface
 :mod:`portaum_tx.ivr.charging` speaks, and a runner.
 
-The ledger rates with the real :mod:`portaum_tx.billing.rating`; it stands in for the billing
-engine so that every option of every application can be driven on a task.Clock.
+The ledger rates with the real :mod:`portaum_tx.billing.rating` and answers with the billing
+engine's signatures and exceptions; it stands in for the engine (which the engine-backed tests
+use) so that every option of every application can be driven on a task.Clock without a
+database.
 """
 
 from __future__ import annotations
@@ -13,11 +15,11 @@ import itertools
 from decimal import Decimal
 from typing import Optional
 
-from twisted.internet import defer
+from twisted.internet import defer, reactor
 from twisted.internet.task import Clock
 
+from portaum_tx.billing import engine as billing_engine
 from portaum_tx.billing.rating import ForbiddenDestinationError, NoRateError, Rate, Tariff
-from portaum_tx.ivr import charging
 from portaum_tx.ivr.apps import AppContext, load_applications
 from portaum_tx.ivr.fake import FakeCall, describe
 
@@ -40,17 +42,6 @@ class CallingFakeCall(FakeCall):
         if talk is not None:
             self.clock.callLater(talk, other.remote_hangup, "far end")
         return other
-
-    def _poke(self):
-        # FakeCall.run resumes its loop from inside the poke; when the application comes back
-        # from real network I/O (the loopback payment gateway) that re-enters the loop before
-        # the application awaits its playback, and the loop finds nothing left to do. Resuming
-        # it on the next reactor turn keeps the order: the application waits, then the clock
-        # moves.
-        nudge, self._nudge = self._nudge, None
-        if nudge is not None and not nudge.called:
-            from twisted.internet import reactor
-            reactor.callLater(0, lambda: nudge.called or nudge.callback(None))
 
     def announce(self, items):
         names = [describe(item) for item in items]
@@ -77,6 +68,15 @@ class LedgerAccount:
     service_password: str = ""
     low_balance: bool = False
     tariff: Tariff = None
+    prepaid: bool = True
+
+    @property
+    def available(self):
+        return self.balance
+
+    @property
+    def customer_id(self):
+        return self.customer
 
 
 @dataclasses.dataclass
@@ -99,6 +99,9 @@ class LedgerXDR:
     seconds: int
     charge: Decimal
     session_id: Optional[str]
+    cli: str = ""
+    access_number: str = ""
+    leg: str = ""
 
 
 class Ledger:
@@ -111,6 +114,8 @@ class Ledger:
         self.released: list[LedgerAuthorization] = []
         self.authorizations: list[LedgerAuthorization] = []
         self.top_ups: list[tuple[str, Decimal, str]] = []
+        self.failed_logins: list[str] = []
+        self.announce_codes: list[str] = []
         self.access_tariffs: dict[str, Tariff] = {}  # access code -> tariff
         self.announce_tariff: Optional[Tariff] = None
         self._ids = itertools.count(1)
@@ -125,24 +130,36 @@ class Ledger:
         account_id = self.aliases.get(login, login)
         return self.accounts.get(account_id)
 
+    async def authenticate(self, login=None, *, associated_number=None, pin=None):
+        if associated_number is not None:
+            login = f"{associated_number}#{pin}"
+        account = await self.find_account(login)
+        if account is None:
+            self.failed_logins.append(login)
+            raise billing_engine.AuthenticationFailed()
+        return account
+
     async def check_service_password(self, account_id, password):
         stored = self.accounts[account_id].service_password
         return not stored or stored == password
 
-    async def authorize(self, account_id, destination, *, access_code=None, session_id=None):
+    async def authorize(self, account_id, destination, access_code=None, *, announce_code=None,
+                        session_id=None):
         account = self.accounts[account_id]
         tariff = self.access_tariffs.get(access_code or "", account.tariff)
         try:
             rate = tariff.rate_for(destination)
         except ForbiddenDestinationError:
-            raise charging.Refused(charging.FORBIDDEN)
+            raise billing_engine.ForbiddenDestination("forbidden", account_id, destination)
         except NoRateError:
-            raise charging.Refused(charging.NO_RATE)
+            raise billing_engine.NoRate("no rate", account_id, destination)
         seconds = rate.max_duration(account.balance)
         if seconds == 0:
-            raise charging.Refused(charging.INSUFFICIENT_FUNDS)
-        announced = None
-        if self.announce_tariff is not None:
+            raise billing_engine.InsufficientFunds("insufficient", account_id, destination,
+                                                   account.balance)
+        announced = seconds
+        if self.announce_tariff is not None and announce_code:
+            self.announce_codes.append(announce_code)
             announced = self.announce_tariff.max_duration(destination, account.balance)
         authorization = LedgerAuthorization(next(self._ids), account_id, destination, access_code,
                                             session_id, seconds, announced, rate)
@@ -150,42 +167,49 @@ class Ledger:
         self.authorizations.append(authorization)
         return authorization
 
-    async def charge(self, authorization, seconds):
-        self.open.pop(authorization.id, None)
+    async def charge(self, authorization, seconds, *, cli="", cld=None, access_number="", leg=""):
+        if self.open.pop(authorization.id, None) is None:
+            raise billing_engine.AuthorizationClosed("closed")
+        if authorization.max_seconds is not None:
+            seconds = min(seconds, authorization.max_seconds)
         cost = authorization.rate.charge(seconds)
         account = self.accounts[authorization.account_id]
         account.balance -= cost
-        xdr = LedgerXDR(authorization.account_id, authorization.destination,
-                        authorization.access_code, seconds, cost, authorization.session_id)
+        xdr = LedgerXDR(authorization.account_id, cld or authorization.destination,
+                        authorization.access_code, seconds, cost, authorization.session_id,
+                        cli, access_number, leg)
         self.xdrs.append(xdr)
         return xdr
 
     async def release(self, authorization):
-        if self.open.pop(authorization.id, None) is not None:
-            self.released.append(authorization)
+        if self.open.pop(authorization.id, None) is None:
+            raise billing_engine.AuthorizationClosed("closed")
+        self.released.append(authorization)
 
     async def redeem_voucher(self, account_id, code):
         if code not in self.vouchers:
-            raise charging.VoucherRefused("invalid")
+            raise billing_engine.UnknownVoucher("no voucher")
         amount, state = self.vouchers[code]
         if state != "new":
-            raise charging.VoucherRefused(state)
+            raise billing_engine.VoucherUsed(state, state)
         self.vouchers[code] = (amount, "used")
         self.accounts[account_id].balance += amount
-        return amount
+        return LedgerXDR(account_id, "", None, 0, -amount, None)
 
     async def register_account(self, account_id, etalon_account, voucher):
         etalon = self.accounts[etalon_account]
-        if voucher not in self.vouchers or self.vouchers[voucher][1] != "new":
-            raise charging.VoucherRefused(self.vouchers.get(voucher, (0, "invalid"))[1])
+        if voucher not in self.vouchers:
+            raise billing_engine.UnknownVoucher("no voucher")
+        if self.vouchers[voucher][1] != "new":
+            raise billing_engine.VoucherUsed("used", self.vouchers[voucher][1])
         account = dataclasses.replace(etalon, id=account_id, balance=Decimal(0))
         self.accounts[account_id] = account
         await self.redeem_voucher(account_id, voucher)
         return account
 
-    async def top_up(self, account_id, amount, reference):
+    async def top_up(self, account_id, amount, source="top-up"):
         self.accounts[account_id].balance += amount
-        self.top_ups.append((account_id, amount, reference))
+        self.top_ups.append((account_id, amount, source))
 
     def xdrs_of(self, account_id):
         return [x for x in self.xdrs if x.account_id == account_id]
@@ -238,6 +262,7 @@ class CallingCase:
         from portaum_tx.ivr.call import CallHungUp
         app = load_applications().get(name or self.application)
         try:
-            return await call.run(app(call, context or self.context(), dict(options or {})))
+            return await call.run(app(call, context or self.context(), dict(options or {})),
+                                  reactor)
         except CallHungUp:
             return None

@@ -3,7 +3,7 @@ account, special charge, strict authorization, auto registration; FakeCalls on a
 
 from decimal import Decimal
 
-from twisted.internet import defer
+from twisted.internet import reactor
 from twisted.trial import unittest
 
 from portaum_tx.ivr.apps import OptionError
@@ -46,7 +46,7 @@ class CallbackTests(CallingCase, unittest.TestCase):
         """Move on to the callback and run the session on leg A to its end."""
         self.clock.advance(wait)
         [work] = self.background
-        await self.leg.run(work)
+        await self.leg.run(work, reactor)
 
     async def test_ani_callback_with_wait_time_and_leg_prefixes(self):
         self.leg.on_prompt("enter-destination", press=DEST + "#")

@@ -5,9 +5,7 @@ from decimal import Decimal
 
 from twisted.trial import unittest
 
-from portaum_tx.ivr.apps.passthrough import (
-    DIRECT_INTERNAL, DIRECT_TOLL_FREE, VIA_IVR, auth_id, outgoing_route,
-)
+from portaum_tx.ivr.apps.passthrough import auth_id
 from portaum_tx.store.access_numbers import AccessNumber
 from tests.ivr.calling_support import CallingCase
 
@@ -148,26 +146,3 @@ class PassThroughTests(CallingCase, unittest.TestCase):
         self.assertEqual(auth_id("4545", ASSOCIATED, True), "1206555#4545")
         self.assertEqual(auth_id("4545", ASSOCIATED, False), "4545")
         self.assertEqual(auth_id("4545", None, True), "4545")
-
-
-class OutgoingRouteTests(CallingCase, unittest.TestCase):
-    def setUp(self):
-        super().setUp()
-        self.ledger.add(RACHEL, balance="5", rates=RATES, associated_number=ASSOCIATED)
-        self.ledger.add(MARK, balance="5", rates=RATES, associated_number=ASSOCIATED)
-        self.ledger.aliases["1206"] = RACHEL
-
-    async def test_toll_call_goes_through_the_ivr(self):
-        route = await outgoing_route(self.ledger, MARK, TOLL, "AD%")
-        self.assertEqual((route.kind, route.number), (VIA_IVR, "AD" + TOLL))
-        self.assertEqual(self.ledger.open, {})
-
-    async def test_internal_calls_go_straight(self):
-        for number in (RACHEL, "1206"):
-            route = await outgoing_route(self.ledger, MARK, number, "AD%")
-            self.assertEqual((route.kind, route.number), (DIRECT_INTERNAL, number))
-
-    async def test_toll_free_calls_go_straight(self):
-        route = await outgoing_route(self.ledger, MARK, "18005550000", "AD%")
-        self.assertEqual((route.kind, route.number), (DIRECT_TOLL_FREE, "18005550000"))
-        self.assertEqual(self.ledger.open, {})

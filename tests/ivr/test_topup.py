@@ -113,7 +113,7 @@ class CreditCardTests(CallingCase, unittest.TestCase):
                                        "goodbye"])
         self.assertEqual(self.gateway.charges,
                          [("15550001111", VISA, "0929", Decimal(20), "USD")])
-        self.assertEqual(self.ledger.top_ups, [("15550001111", Decimal(20), "T-1")])
+        self.assertEqual(self.ledger.top_ups, [("15550001111", Decimal(20), "credit card payment T-1")])
 
     async def test_minimum_sum(self):
         call = self.card_call(amount="5")

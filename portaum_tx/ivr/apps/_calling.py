@@ -12,7 +12,7 @@ from portaum_tx.ivr import charging
 from portaum_tx.ivr.apps import OptionError, apply_language_options, option_bool
 from portaum_tx.ivr.charging import Payer
 from portaum_tx.ivr.outgoing import (
-    Dialer, option_choice, option_int, option_text, play_leg_outcome,
+    LEG_A, Dialer, option_choice, option_int, option_text, play_leg_outcome,
 )
 
 #: Longest destination number a caller may enter.
@@ -129,7 +129,7 @@ async def ask_card(call, billing, login: LoginOptions, *, prompt: str = "enter-c
             continue
         payer = None
         if login.minimum_card_length <= len(entry.digits) <= login.maximum_card_length:
-            payer = await charging.find_account(billing, entry.digits)
+            payer = await charging.log_in(billing, entry.digits)
         if payer is not None:
             return payer
         await call.play([invalid])
@@ -178,6 +178,7 @@ class IncomingLeg:
 
     def __init__(self, call, billing, *, access_code: Optional[str] = None,
                  session_id: Optional[str] = None):
+        self.payer: Optional[Payer] = None
         self.call = call
         self.billing = billing
         self.access_code = access_code
@@ -194,6 +195,7 @@ class IncomingLeg:
         except charging.Refused:
             self.authorization = None
             return
+        self.payer = payer
         self.started = self.call.clock.seconds()
 
     async def finish(self):
@@ -204,7 +206,9 @@ class IncomingLeg:
         maximum = charging.max_seconds(authorization)
         if maximum is not None:
             seconds = min(seconds, maximum)
-        self.xdr = await charging.charge(self.billing, authorization, seconds)
+        call = self.call
+        self.xdr = await charging.charge(self.billing, authorization, seconds, cli=call.calling,
+                                         cld=call.called, access_number=call.called, leg=LEG_A)
         return self.xdr
 
 

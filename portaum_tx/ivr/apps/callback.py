@@ -45,7 +45,7 @@ from portaum_tx.ivr.apps._calling import (
 from portaum_tx.ivr.apps.voucher import voucher_lengths
 from portaum_tx.ivr.call import CallHungUp, DialFailed
 from portaum_tx.ivr.outgoing import (
-    CALL_OPTIONS, RING_TIMEOUT, CallOptions, Dialer, call_options, option_choice, option_int,
+    CALL_OPTIONS, LEG_A, RING_TIMEOUT, CallOptions, Dialer, call_options, option_choice, option_int,
     option_text,
 )
 
@@ -217,7 +217,9 @@ class _LegA:
         if maximum is not None:
             seconds = min(seconds, maximum)
         authorization, self.authorization = self.authorization, None
-        return await charging.charge(self.billing, authorization, seconds)
+        return await charging.charge(self.billing, authorization, seconds,
+                                     cli=self.plan.access_number, cld=self.plan.callback_number,
+                                     access_number=self.plan.access_number, leg=LEG_A)
 
 
 async def run_callback(context, billing, plan: CallbackPlan):
@@ -292,7 +294,7 @@ async def _session(leg, billing, plan: CallbackPlan, leg_a: _LegA, outcome: _Out
     if option_bool(options, "announce_balance", False):
         await announce_balance(leg, payer)
     dialer = Dialer(leg, billing, plan.calls, session_id=plan.session_id,
-                    caller_id=plan.callback_number)
+                    caller_id=plan.callback_number, dnis=plan.access_number)
     try:
         await destination_loop(leg, dialer, payer, access_code=plan.legb_code,
                                no_calls=(low_balance == "no_calls" and payer.low_balance),

@@ -79,8 +79,11 @@ async def ask_code(call, billing, caller: charging.Payer, *, attempts: int, max_
         if entry.timed_out:
             await call.play(["no-input"])
             continue
-        owner = await charging.find_account(
-            billing, auth_id(entry.digits, caller.associated_number, use_associated_number))
+        owner = None
+        if entry.digits:
+            owner = await charging.log_in(
+                billing, entry.digits,
+                associated_number=caller.associated_number if use_associated_number else None)
         if owner is not None and owner.customer == caller.customer:
             return owner
         await call.play(["pt-code-incorrect"])
@@ -131,37 +134,29 @@ pass_through.OPTIONS = OPTIONS
 
 # --- routing the calls of accounts that call via IVR ---------------------------------------
 
-DIRECT_INTERNAL = "internal"
-DIRECT_TOLL_FREE = "toll-free"
+DIRECT = "direct"
 VIA_IVR = "ivr"
 
 
 @dataclasses.dataclass(frozen=True)
 class OutgoingRoute:
-    kind: str                      # internal, toll-free or ivr
-    number: str                    # where the call goes: the destination, or the IVR number
+    kind: str          # direct or ivr
+    number: str        # where the call goes: the destination, or the IVR's number for it
+    call_class: str    # internal, toll-free, toll or refused (the billing engine's classes)
 
 
-async def outgoing_route(billing, caller_id: str, destination: str,
-                         ivr_access_number: str) -> OutgoingRoute:
-    """Where a call placed by an account that calls via IVR goes.
+async def outgoing_route(billing, caller_id: str, destination: str) -> OutgoingRoute:
+    """Where a call placed by account ``caller_id`` goes.
 
-    Calls to another account or alias of the system are internal and go straight; so do
-    toll-free calls (the caller's tariff lets them last without limit: a free rate).
-    Everything else is a toll call and goes to the IVR: the access number's prefix followed
-    by the destination (``AD%`` and 12125551234 give ``AD12125551234``)."""
-    if await charging.find_account(billing, destination) is not None:
-        return OutgoingRoute(DIRECT_INTERNAL, destination)
-    caller = await charging.find_account(billing, caller_id)
-    if caller is not None:
-        try:
-            authorization = await charging.authorize(billing, caller, destination)
-        except charging.Refused:
-            authorization = None
-        if authorization is not None:
-            free = charging.max_seconds(authorization) is None
-            await charging.release(billing, authorization)
-            if free:
-                return OutgoingRoute(DIRECT_TOLL_FREE, destination)
-    prefix = ivr_access_number[:-1] if ivr_access_number.endswith("%") else ivr_access_number
-    return OutgoingRoute(VIA_IVR, prefix + destination)
+    An account set to call via a pass-through IVR (its ``calls_via_ivr`` names the IVR's
+    access number, e.g. ``AD%``) reaches the IVR for toll calls: the access number's prefix
+    followed by the destination (``AD12125551234``), which the router sends to this
+    application. Calls to other accounts of its customer (internal) and toll-free calls go
+    straight to the destination, as do all calls of other accounts."""
+    caller = await billing.find_account(caller_id)
+    call_class = (await billing.classify(caller, destination)).value if caller else "refused"
+    access = await billing.ivr_for(caller, destination) if caller is not None else None
+    if access is None:
+        return OutgoingRoute(DIRECT, destination, call_class)
+    prefix = access[:-1] if access.endswith("%") else access
+    return OutgoingRoute(VIA_IVR, prefix + destination, call_class)

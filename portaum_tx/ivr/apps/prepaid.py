@@ -64,7 +64,7 @@ async def prepaid(call, context, options: dict) -> None:
         if low_balance == "disconnect" and payer.low_balance:
             await call.play(["pp-insufficient-funds", "goodbye"])
             return
-        if not toll_free and payer.balance <= 0:
+        if not toll_free and not payer.unlimited and payer.balance <= 0:
             await call.play(["pp-insufficient-funds", "goodbye"])
             return
         if option_bool(options, "announce_balance", False):
