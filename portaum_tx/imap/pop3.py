@@ -120,9 +120,8 @@ class POP3Server(protocol.Protocol):
             d.addErrback(lambda f: log.failure("POP3 command failed", f))
             if d.called:
                 self._busy = False
-                continue
-            d.addBoth(self._done)
-            return
+            else:
+                d.addBoth(self._done)
 
     def _done(self, _):
         self._busy = False

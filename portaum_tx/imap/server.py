@@ -206,8 +206,7 @@ class IMAPServer(protocol.Protocol):
                 continuation.callback(line.rstrip(b"\r\n"))
                 continue
             if self._idle_tag is not None:
-                if not self._end_idle(line):
-                    return
+                self._end_idle(line)
                 continue
             self._command += line
             match = _LITERAL_AT_END.search(line)
@@ -233,12 +232,12 @@ class IMAPServer(protocol.Protocol):
                 continue
             data = bytes(self._command)
             self._command.clear()
-            if not self._start(self._run(data)):
-                return
+            self._start(self._run(data))
 
     def _start(self, coroutine) -> bool:
-        """Run one command; True when it finished at once (so the caller's
-        loop goes on), False when the loop resumes once it finishes."""
+        """Run one command; True when it finished at once.  Otherwise input
+        waits (the loop stops at its top) until it finishes, except the
+        continuation lines AUTHENTICATE asks for."""
         self._busy = True
         d = defer.ensureDeferred(coroutine)
         d.addErrback(lambda f: log.failure("IMAP command failed", f))

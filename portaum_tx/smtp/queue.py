@@ -181,7 +181,10 @@ class OutboundQueue:
             await self._running
 
     def kick(self) -> None:
-        """Run a pass now (or right after the one that is running)."""
+        """Run a pass now (or right after the one that is running), once the
+        queue is started; before that, passes run only through run_once()."""
+        if self._loop is None:
+            return
         if self._running is not None:
             self._again = True
             return

@@ -176,9 +176,10 @@ class SMTPServer(protocol.Protocol):
             d.addErrback(self._failed)
             if d.called:
                 self._busy = False
-                continue
-            d.addBoth(self._done)
-            return
+            else:
+                d.addBoth(self._done)
+            # The loop stops at its top unless the command waits for a
+            # SASL response, which must be read now.
 
     def _done(self, _):
         self._busy = False
