@@ -13,7 +13,7 @@ from twisted.internet import defer, reactor
 from portaum_tx.imap.server import IMAPServerFactory, Limits
 from tests.imap.support import (PASSWORD, USER, MailNodeTestCase, client_tls, in_thread,
                                 raw_command, wait_until)
-from tests.support import on_both_engines
+from tests.support import POSTGRES_DSN, on_both_engines
 
 AUDIO = bytes(range(256)) * 40 + b"RIFF-tail\r\n.\r\n"
 
@@ -276,3 +276,92 @@ class TwoSessionTests(MailNodeTestCase):
         # Exactly one of the two sessions has the new message as \Recent.
         first_recent = b"\\Recent" in fetched[-1]
         self.assertNotEqual(first_recent, second_recent)
+
+
+@on_both_engines
+class LockoutTests(MailNodeTestCase):
+    @defer.inlineCallbacks
+    def test_failed_logins_lock_the_account_across_connections_and_nodes(self):
+        from portaum_tx.accounts import AccountService
+        from portaum_tx.imap.pop3 import POP3Factory
+        imap_port = self.listen(IMAPServerFactory(
+            accounts=self.accounts, mailboxes=self.mailboxes, events=self.events, clock=reactor,
+            allow_plaintext_auth=True, limits=Limits(failed_login_delay=0.01)))
+        # A second node: its own store handle and services on the same database.
+        other_store = yield defer.ensureDeferred(self.open_store())
+        pop3_port = self.listen(POP3Factory(
+            accounts=AccountService(other_store, reactor), mailboxes=self.mailboxes,
+            clock=reactor, allow_plaintext_auth=True, failed_login_delay=0.01))
+
+        def attempts():
+            answers = []
+            for _ in range(AccountService.FAILURE_LIMIT):
+                client = imaplib.IMAP4("127.0.0.1", imap_port, timeout=20)
+                try:
+                    client.login(USER, "not-the-password")
+                except imaplib.IMAP4.error as exc:
+                    answers.append(str(exc))
+                client.shutdown()
+            client = imaplib.IMAP4("127.0.0.1", imap_port, timeout=20)
+            try:
+                client.login(USER, PASSWORD)
+                locked_imap = "logged in"
+            except imaplib.IMAP4.error as exc:
+                locked_imap = str(exc)
+            client.shutdown()
+            import poplib
+            pop = poplib.POP3("127.0.0.1", pop3_port, timeout=20)
+            pop.user(USER)
+            try:
+                pop.pass_(PASSWORD)
+                locked_pop = "logged in"
+            except poplib.error_proto as exc:
+                locked_pop = str(exc)
+            pop.quit()
+            return answers, locked_imap, locked_pop
+        answers, locked_imap, locked_pop = yield in_thread(attempts)
+        self.assertEqual(len(answers), 5)
+        self.assertIn("AUTHENTICATIONFAILED", answers[0])
+        self.assertIn("too many failed attempts", locked_imap)
+        self.assertIn("authentication failed", locked_pop)
+
+
+class CrossNodeIdleTests(MailNodeTestCase):
+    """A delivery on another cluster node wakes IDLE here (PostgreSQL NOTIFY)."""
+
+    engine = "postgres"
+    if not POSTGRES_DSN:
+        skip = "PORTAUM_TEST_POSTGRES is not set: cluster events travel through PostgreSQL"
+
+    @defer.inlineCallbacks
+    def test_idle_woken_by_a_delivery_on_another_node(self):
+        from portaum_tx.mailbox.events import EventBus
+        from portaum_tx.mailbox.service import MailboxService
+        port = self.listen(IMAPServerFactory(
+            accounts=self.accounts, mailboxes=self.mailboxes, events=self.events, clock=reactor,
+            tls_context=self.tls_context, allow_plaintext_auth=True))
+        other_store = yield defer.ensureDeferred(self.open_store())
+        other_events = EventBus(other_store)
+        self.addCleanup(other_events.close)
+        other_node = MailboxService(other_store, other_events, reactor, domain="example.net")
+        self.idling = False
+
+        def idle():
+            client = imaplib.IMAP4("127.0.0.1", port, timeout=20)
+            client.login(USER, PASSWORD)
+            client.select("INBOX")
+            tag = client._new_tag()
+            client.send(tag + b" IDLE\r\n")
+            client.readline()
+            self.idling = True
+            pushed = client.readline()
+            client.send(b"DONE\r\n")
+            client.readline()
+            client.readline()
+            client.logout()
+            return pushed
+        d = in_thread(idle)
+        yield wait_until(lambda: self.idling)
+        yield defer.ensureDeferred(other_node.deliver(USER, b"Subject: from node B\r\n\r\nx\r\n"))
+        pushed = yield d
+        self.assertEqual(pushed, b"* 1 EXISTS\r\n")
