@@ -70,9 +70,11 @@ class LedgerAccount:
     tariff: Tariff = None
     prepaid: bool = True
 
+    reserved: Decimal = Decimal(0)
+
     @property
     def available(self):
-        return self.balance
+        return self.balance - self.reserved
 
     @property
     def customer_id(self):
@@ -89,6 +91,7 @@ class LedgerAuthorization:
     max_seconds: Optional[int]
     announced_seconds: Optional[int] = None
     rate: Rate = None
+    reserved: Decimal = Decimal(0)
 
 
 @dataclasses.dataclass
@@ -153,7 +156,7 @@ class Ledger:
             raise billing_engine.ForbiddenDestination("forbidden", account_id, destination)
         except NoRateError:
             raise billing_engine.NoRate("no rate", account_id, destination)
-        seconds = rate.max_duration(account.balance)
+        seconds = rate.max_duration(account.available)
         if seconds == 0:
             raise billing_engine.InsufficientFunds("insufficient", account_id, destination,
                                                    account.balance)
@@ -163,6 +166,8 @@ class Ledger:
             announced = self.announce_tariff.max_duration(destination, account.balance)
         authorization = LedgerAuthorization(next(self._ids), account_id, destination, access_code,
                                             session_id, seconds, announced, rate)
+        authorization.reserved = Decimal(0) if seconds is None else rate.charge(seconds)
+        account.reserved += authorization.reserved
         self.open[authorization.id] = authorization
         self.authorizations.append(authorization)
         return authorization
@@ -170,6 +175,7 @@ class Ledger:
     async def charge(self, authorization, seconds, *, cli="", cld=None, access_number="", leg=""):
         if self.open.pop(authorization.id, None) is None:
             raise billing_engine.AuthorizationClosed("closed")
+        self.accounts[authorization.account_id].reserved -= authorization.reserved
         if authorization.max_seconds is not None:
             seconds = min(seconds, authorization.max_seconds)
         cost = authorization.rate.charge(seconds)
@@ -184,6 +190,7 @@ class Ledger:
     async def release(self, authorization):
         if self.open.pop(authorization.id, None) is None:
             raise billing_engine.AuthorizationClosed("closed")
+        self.accounts[authorization.account_id].reserved -= authorization.reserved
         self.released.append(authorization)
 
     async def redeem_voucher(self, account_id, code):

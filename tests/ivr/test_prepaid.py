@@ -297,7 +297,9 @@ class PrepaidTests(CallingCase, unittest.TestCase):
         # Announced by the 1.20 tariff (174 s), authorized by the 0.60 one (349 s).
         self.assertEqual(call.played[2:8], ["pp-you-can-talk", "2", "minutes", "and", "54",
                                             "seconds"])
-        self.assertEqual(self.ledger.authorizations[-1].max_seconds, 349)
+        [toll] = [a for a in self.ledger.authorizations if a.destination == DEST]
+        self.assertEqual(toll.max_seconds, 349)
+        self.assertEqual(self.ledger.announce_codes, ["ANNOUNCE18005550000"])
 
     async def test_languages_and_brand(self):
         self.card.language = "es"

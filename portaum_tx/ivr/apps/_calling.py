@@ -173,40 +173,39 @@ def set_languages(call, options: dict, payer: Optional[Payer]) -> None:
 
 class IncomingLeg:
     """The caller's leg into the application, charged on the paying account by the access
-    number it dialled (an access number without a rate in the tariff is free and leaves no
-    record)."""
+    number it dialled, when it ends (an access number without a rate in the tariff is free
+    and leaves no record).
+
+    It is authorized only then, and charged at once: an authorization held for the whole
+    session would reserve the account's funds and leave nothing for the calls the session
+    places. What the funds no longer cover by then is not charged."""
 
     def __init__(self, call, billing, *, access_code: Optional[str] = None,
                  session_id: Optional[str] = None):
-        self.payer: Optional[Payer] = None
         self.call = call
         self.billing = billing
         self.access_code = access_code
         self.session_id = session_id
-        self.authorization = None
+        self.payer: Optional[Payer] = None
         self.started: Optional[float] = None
         self.xdr = None
 
-    async def start(self, payer: Payer, destination: Optional[str] = None) -> None:
-        try:
-            self.authorization = await charging.authorize(
-                self.billing, payer, destination or self.call.called,
-                access_code=self.access_code, session_id=self.session_id)
-        except charging.Refused:
-            self.authorization = None
-            return
+    async def start(self, payer: Payer) -> None:
         self.payer = payer
         self.started = self.call.clock.seconds()
 
     async def finish(self):
-        authorization, self.authorization = self.authorization, None
-        if authorization is None:
+        payer, self.payer = self.payer, None
+        if payer is None:
             return None
-        seconds = max(0, round(self.call.clock.seconds() - self.started))
-        maximum = charging.max_seconds(authorization)
-        if maximum is not None:
-            seconds = min(seconds, maximum)
         call = self.call
+        seconds = max(0, round(call.clock.seconds() - self.started))
+        try:
+            authorization = await charging.authorize(
+                self.billing, payer, call.called, access_code=self.access_code,
+                session_id=self.session_id)
+        except charging.Refused:
+            return None
         self.xdr = await charging.charge(self.billing, authorization, seconds, cli=call.calling,
                                          cld=call.called, access_number=call.called, leg=LEG_A)
         return self.xdr

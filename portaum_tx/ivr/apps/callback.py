@@ -179,44 +179,48 @@ async def _leg_a_affordable(billing, plan: CallbackPlan, minimum_time: int) -> b
 
 
 class _LegA:
-    """The callback leg's authorization and charge, on whoever pays for it by then."""
+    """The callback leg's payer and charge.
+
+    Leg A is checked when its payer becomes known (may the account be called back, and for
+    how long) but authorized for good only at its end, and charged at once: an
+    authorization held through the session would reserve the funds leg B needs."""
 
     def __init__(self, billing, plan: CallbackPlan):
         self.billing = billing
         self.plan = plan
-        self.authorization = None
-        self.payer = None
+        self.payer: Optional[charging.Payer] = None
+        self.max_seconds: Optional[int] = None
 
-    async def authorize(self, payer: Optional[charging.Payer], access_code=None) -> bool:
-        await self.drop()
+    async def authorize(self, payer: Optional[charging.Payer]) -> bool:
+        """Whether ``payer`` may pay for leg A; it becomes the payer if so."""
+        self.payer = self.max_seconds = None
         if payer is None:
             return False
         try:
-            self.authorization = await charging.authorize(
-                self.billing, payer, self.plan.callback_number,
-                access_code=access_code or self.plan.lega_code, session_id=self.plan.session_id)
+            authorization = await charging.authorize(
+                self.billing, payer, self.plan.callback_number, access_code=self.plan.lega_code,
+                session_id=self.plan.session_id)
         except charging.Refused:
-            self.authorization = None
             return False
+        await charging.release(self.billing, authorization)
         self.payer = payer
+        self.max_seconds = charging.max_seconds(authorization)
         return True
 
     async def drop(self) -> None:
-        if self.authorization is not None:
-            await charging.release(self.billing, self.authorization)
-        self.authorization = self.payer = None
+        self.payer = self.max_seconds = None
 
     async def charge(self, seconds: int, legb_connected: bool):
-        if self.authorization is None:
+        if self.payer is None:
             return None
-        if self.plan.special_charge and not legb_connected:
-            payer = self.payer
-            if not await self.authorize(payer, CALLBACK_FAIL):
-                return None
-        maximum = charging.max_seconds(self.authorization)
-        if maximum is not None:
-            seconds = min(seconds, maximum)
-        authorization, self.authorization = self.authorization, None
+        code = (CALLBACK_FAIL if self.plan.special_charge and not legb_connected
+                else self.plan.lega_code)
+        try:
+            authorization = await charging.authorize(
+                self.billing, self.payer, self.plan.callback_number, access_code=code,
+                session_id=self.plan.session_id)
+        except charging.Refused:
+            return None
         return await charging.charge(self.billing, authorization, seconds,
                                      cli=self.plan.access_number, cld=self.plan.callback_number,
                                      access_number=self.plan.access_number, leg=LEG_A)
@@ -286,8 +290,7 @@ async def _session(leg, billing, plan: CallbackPlan, leg_a: _LegA, outcome: _Out
     if low_balance == "disconnect" and payer.low_balance:
         await leg.play(["pp-insufficient-funds", "goodbye"])
         return
-    leg_a_time = (charging.max_seconds(leg_a.authorization)
-                  if leg_a.authorization is not None else None)
+    leg_a_time = leg_a.max_seconds
     if leg_a_time is not None and leg_a_time < plan.expected_connect_time:
         await leg.play(["pp-insufficient-funds", "goodbye"])
         return
