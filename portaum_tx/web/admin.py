@@ -304,24 +304,24 @@ async def delete_prompt(ctx, brand, language, name):
 
 # --- active calls ------------------------------------------------------------
 
-def _call_source(node):
-    sip = node.services.get("sip")
-    for candidate in (sip, getattr(sip, "ua", None)):
-        calls = getattr(candidate, "calls_in_progress", None) or getattr(candidate, "list_calls", None)
-        if callable(calls):
-            return calls
-    return None
+def describe_call(call) -> dict:
+    return {"call_id": getattr(call, "call_id", None), "caller": getattr(call, "calling", None) or None,
+            "caller_name": getattr(call, "calling_name", None) or None,
+            "called": getattr(call, "called", None) or None,
+            "original_called": getattr(call, "original_called", None) or None,
+            "diversion_reason": getattr(call, "diversion_reason", None) or None,
+            "answered": bool(getattr(call, "answered", False))}
 
 
 async def list_calls(ctx):
-    calls = _call_source(ctx.node)
+    """The SIP front end's calls in progress on this node (read-only)."""
+    sip = ctx.node.services.get("sip")
+    calls = getattr(sip, "calls", None)
     if calls is None:
-        raise ApiError(503, "no_call_view", "this node has no SIP service that lists its calls")
-    result = calls()
-    if hasattr(result, "__await__"):
-        result = await result
-    return {"node": ctx.node.name, "calls": [dict(c) if not isinstance(c, dict) else c
-                                             for c in result]}
+        raise ApiError(503, "no_call_view", "this node has no SIP service, so no calls to show")
+    rows = [describe_call(call) for call in list(calls)]
+    rows.sort(key=lambda row: row["call_id"] or "")
+    return {"node": ctx.node.name, "calls": rows}
 
 
 _PREFERENCE_FIELDS = [
@@ -404,5 +404,6 @@ ROUTES = [
                                   where="query", required=False)]),
     Route("DELETE", f"{_A}/prompts/{{brand}}/{{language}}/{{name}}", delete_prompt, ADMIN,
           "Remove an uploaded prompt (the shipped one applies again)", "admin", params=_PROMPT),
-    Route("GET", f"{_A}/calls", list_calls, ADMIN, "Calls in progress on this node", "admin"),
+    Route("GET", f"{_A}/calls", list_calls, ADMIN,
+          "Calls in progress on this node (each node shows its own)", "admin"),
 ]

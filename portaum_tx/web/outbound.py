@@ -10,9 +10,23 @@ is delivered, so nobody gets half a send.
 from __future__ import annotations
 
 import email.utils
+import functools
+import socket
 from typing import Any
 
-from ..mailbox.service import MailboxFull, UnknownMailbox
+from ..mailbox.service import MailboxFull
+from ..smtp.local import local_account
+
+
+@functools.lru_cache(maxsize=1)
+def _host_name() -> str:
+    return socket.getfqdn()
+
+
+def local_domains(node) -> set[str]:
+    """The domains whose addresses are ours, as the SMTP front end counts them."""
+    hostname = node.config.smtp.hostname or _host_name()
+    return {node.mailboxes.domain.lower(), hostname.lower()}
 
 
 class OutboundUnavailable(Exception):
@@ -20,24 +34,22 @@ class OutboundUnavailable(Exception):
 
 
 def find_queue(node) -> Any:
-    """The SMTP front end's outbound queue if it offers one: an object with
-    ``enqueue(sender, recipients, data)`` (returning an awaitable or a value)."""
-    smtp = node.services.get("smtp")
-    for candidate in (getattr(smtp, "outbound", None), getattr(smtp, "queue", None), smtp):
-        if candidate is not None and callable(getattr(candidate, "enqueue", None)):
-            return candidate
-    return None
+    """The SMTP front end's :class:`~portaum_tx.smtp.queue.OutboundQueue`, if it runs here."""
+    queue = getattr(node.services.get("smtp"), "queue", None)
+    return queue if callable(getattr(queue, "enqueue", None)) else None
 
 
 async def submit(node, account_id: str, sender: str, recipients: list[str], data: bytes) -> dict:
     local: list[tuple[str, str]] = []
     remote: list[str] = []
+    domains = local_domains(node)
     for recipient in recipients:
         _, address = email.utils.parseaddr(recipient)
-        try:
-            local.append((address, await node.mailboxes.resolve(address)))
-        except UnknownMailbox:
+        target = await local_account(node.mailboxes, node.accounts, domains, address)
+        if target is None:
             remote.append(address)
+        else:
+            local.append((address, target))
     queue = find_queue(node) if remote else None
     if remote and queue is None:
         raise OutboundUnavailable(
@@ -51,15 +63,9 @@ async def submit(node, account_id: str, sender: str, recipients: list[str], data
         except MailboxFull:
             refused[address] = "mailbox full"
     if remote:
-        result = queue.enqueue(sender, remote, data)
-        if hasattr(result, "__await__") or hasattr(result, "addCallback"):
-            from twisted.internet import defer
-            await defer.ensureDeferred(_await(result))
+        await queue.enqueue(sender, remote, data)
     sent = await node.mailboxes.deliver(account_id, data, folder="Sent", kind="email",
                                         flags=["\\Seen"], enforce_quota=False)
     return {"delivered": delivered, "queued": remote, "refused": refused,
             "sent_copy": {"folder": sent.folder, "uid": sent.uid}}
 
-
-async def _await(result):
-    return await result

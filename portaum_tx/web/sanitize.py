@@ -29,7 +29,7 @@ ALLOWED_ATTRIBUTES = {
     "face", "height", "href", "lang", "rowspan", "size", "src", "style", "title", "valign",
     "width",
 }
-_SAFE_SCHEMES = re.compile(r"^(https?:|mailto:|cid:|#)", re.I)
+_SAFE_SCHEMES = re.compile(r"^(https?:|//|mailto:|cid:|#)", re.I)
 _REMOTE = re.compile(r"^(https?:)?//", re.I)
 # Anything in a style attribute that can load or run something.
 _BAD_STYLE = re.compile(r"url\s*\(|expression\s*\(|@import|javascript:|behavior\s*:|-moz-binding",

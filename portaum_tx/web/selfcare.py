@@ -35,6 +35,7 @@ _UID = Param("uid", "message UID within the folder", "integer")
 
 def _session_body(ctx, session, account) -> dict:
     return {"account_id": account.id, "email": account.email, "role": "user",
+            "timezone": account.timezone, "language": account.language,
             "expires": session.expires, "csrf_token": ctx.signer.csrf_token(session)}
 
 

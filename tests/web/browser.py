@@ -69,6 +69,7 @@ def in_reactor(coroutine_function, *args):
 def screenshot(driver, name: str) -> None:
     if SCREENSHOT_DIR:
         os.makedirs(SCREENSHOT_DIR, exist_ok=True)
+        driver.execute_script("window.scrollTo(0, 0)")
         driver.save_screenshot(os.path.join(SCREENSHOT_DIR, f"{name}.png"))
 
 

@@ -39,7 +39,7 @@ def tone(seconds: float, frequency: float = 440.0, rate: int = 8000) -> np.ndarr
 def fax_pages(count: int = 2) -> list[FaxPage]:
     pages = []
     for number in range(1, count + 1):
-        image = Image.new("1", (1728, 1100), 1)
+        image = Image.new("1", (1728, 1100), 255)
         draw = ImageDraw.Draw(image)
         draw.rectangle((100, 100, 1628, 1000), outline=0, width=8)
         draw.text((200, 200), f"FAX PAGE {number}", fill=0)

@@ -385,6 +385,35 @@ class MailboxTests(WebNodeTestCase):
         self.assertTrue(row.json["answered"])
 
     @run
+    async def test_remote_recipient_goes_to_the_outbound_queue(self):
+        from twisted.internet import task
+        from portaum_tx.smtp.queue import OutboundQueue
+
+        class Relay:
+            sent = []
+
+            async def send(self, sender, recipient, data):
+                self.sent.append((sender, recipient, data))
+        relay = Relay()
+        queue = OutboundQueue(self.store.outbound, relay, task.Clock(), node_name="test-node",
+                              hostname="example.net", retry_for=3600,
+                              from_address="portaum@example.net")
+        self.node.services["smtp"] = type("SMTP", (), {"queue": queue})()
+        client = await self.signed_in()
+        result = await client.request("POST", "/api/v1/messages", {
+            "to": [BOB_EMAIL, "Carol <carol@elsewhere.example>"], "subject": "Out", "text": "there"})
+        self.assertEqual(result.status, 201, result)
+        self.assertEqual((result.json["delivered"], result.json["queued"]),
+                         ([BOB_EMAIL], ["carol@elsewhere.example"]))
+        [item] = await self.store.outbound.get_outbound()
+        self.assertEqual((item.sender, item.recipient), (ALICE_EMAIL, "carol@elsewhere.example"))
+        await queue.run_once()
+        self.assertEqual([(s, r) for s, r, _ in relay.sent], [(ALICE_EMAIL, "carol@elsewhere.example")])
+        self.assertIn(b"Subject: Out", relay.sent[0][2])
+        sent = await client.request("GET", "/api/v1/folders/Sent/messages")
+        self.assertEqual(sent.json["messages"][0]["subject"], "Out")
+
+    @run
     async def test_remote_recipient_without_outbound_queue_is_refused_whole(self):
         client = await self.signed_in()
         result = await client.request("POST", "/api/v1/messages", {
@@ -473,6 +502,25 @@ class AdminTests(WebNodeTestCase):
         self.assertEqual((await client.request("DELETE", path)).status, 200)
         self.assertEqual((await client.request("DELETE", "/api/v1/admin/accounts/15550001111")).status, 200)
         self.assertEqual((await client.request("DELETE", "/api/v1/admin/customers/Acme")).status, 200)
+
+    @run
+    async def test_active_calls_view(self):
+        client = self.client()
+        await client.admin_sign_in()
+        missing = await client.request("GET", "/api/v1/admin/calls")
+        self.assertEqual(missing.status, 503)
+        self.assertEqual(missing.json["error"]["code"], "no_call_view")
+
+        class Call:
+            call_id, calling, calling_name, called = "abc@host", "12065550101", "Mark", "18005550100"
+            original_called, diversion_reason, answered = "", "", True
+        self.node.services["sip"] = type("Sip", (), {"calls": {Call()}})()
+        calls = await client.request("GET", "/api/v1/admin/calls")
+        self.assertEqual(calls.json["node"], "test-node")
+        self.assertEqual(calls.json["calls"], [{
+            "call_id": "abc@host", "caller": "12065550101", "caller_name": "Mark",
+            "called": "18005550100", "original_called": None, "diversion_reason": None,
+            "answered": True}])
 
     @run
     async def test_prompt_upload_play_replace(self):

@@ -265,8 +265,11 @@
     try {
       const data = await api("GET", `${A}/calls`);
       show(main, h("h1", {}, `Active calls on ${data.node}`),
-        table(["Call", "From", "To", "Application", "Since"], data.calls.map((c) =>
-          [c.call_id || "", c.caller || "", c.called || "", c.application || "", c.started ? Portaum.fullDate(c.started) : ""])));
+        h("p", {class: "help"}, "Calls on the node serving this page; refresh to update."),
+        table(["Call", "From", "To", "Diverted from", "State"], data.calls.map((c) => [
+          c.call_id || "", c.caller_name ? `${c.caller_name} (${c.caller || ""})` : (c.caller || ""),
+          c.called || "", c.original_called ? `${c.original_called} (${c.diversion_reason || "?"})` : "",
+          c.answered ? "answered" : "ringing"])));
     } catch (error) {
       if (error.status !== 503) throw error;
       show(main, h("h1", {}, "Active calls"), h("p", {class: "notice"}, error.message));

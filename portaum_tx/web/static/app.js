@@ -44,6 +44,7 @@
       try {
         me = await api("POST", "/api/v1/session", {login: login.value, password: password.value},
                        {quiet401: true});
+        Portaum.setZone(me.timezone);
         nav.hidden = false;
         if (!location.hash || location.hash === "#/") location.hash = "#/folder/INBOX";
         else route();
@@ -298,7 +299,8 @@
       const values = formValues(prefs);
       for (const key of ["email", "forward_address"]) if (values[key] === "") values[key] = null;
       try {
-        await api("PATCH", "/api/v1/settings", values);
+        const saved = await api("PATCH", "/api/v1/settings", values);
+        Portaum.setZone(saved.timezone);
         say("Settings saved.");
       } catch (error) { fail(error); }
     });
@@ -405,8 +407,9 @@
       });
       return h("section", {class: "card greeting", id: `greeting-${g.kind}`, dataset: {present: g.present}},
         h("h2", {}, title), h("p", {class: "help"}, help),
-        g.present ? h("audio", {controls: true, preload: "none", src: `/api/v1/greetings/${g.kind}?v=${Date.now()}`,
-                                "aria-label": title})
+        g.present ? [h("p", {}, `Recorded, ${g.seconds} s.`),
+                     h("audio", {controls: true, preload: "metadata", "aria-label": title,
+                                 src: `/api/v1/greetings/${g.kind}?v=${Date.now()}`})]
           : h("p", {}, "Not recorded."),
         field("Upload an audio file", file, "WAV, MP3, OGG, AIFF, AU, FLAC or GSM; converted for the phone."),
         h("div", {class: "actions"}, recordButton, remove));
@@ -429,6 +432,6 @@
 
   window.addEventListener("hashchange", route);
   api("GET", "/api/v1/session", undefined, {quiet401: true})
-    .then((session) => { me = session; nav.hidden = false; route(); })
+    .then((session) => { me = session; Portaum.setZone(me.timezone); nav.hidden = false; route(); })
     .catch(() => signInView());
 })();

@@ -76,15 +76,23 @@ const Portaum = (() => {
   }
   function fail(error) { say(error.message || String(error), true); }
 
+  /* Dates are shown in the subscriber's own time zone (a setting), not the browser's. */
+  let zone;
+  function setZone(name) {
+    try { new Intl.DateTimeFormat([], {timeZone: name}); zone = name; } catch (e) { zone = undefined; }
+  }
   function when(seconds) {
     const date = new Date(seconds * 1000);
-    const today = new Date();
-    if (date.toDateString() === today.toDateString()) {
-      return date.toLocaleTimeString([], {hour: "2-digit", minute: "2-digit"});
+    const day = (d) => d.toLocaleDateString("en-CA", {timeZone: zone});
+    if (day(date) === day(new Date())) {
+      return date.toLocaleTimeString([], {hour: "2-digit", minute: "2-digit", timeZone: zone});
     }
-    return date.toLocaleDateString([], {year: "numeric", month: "short", day: "numeric"});
+    return date.toLocaleDateString([], {year: "numeric", month: "short", day: "numeric", timeZone: zone});
   }
-  function fullDate(seconds) { return new Date(seconds * 1000).toLocaleString(); }
+  function fullDate(seconds) {
+    return new Date(seconds * 1000).toLocaleString([], {dateStyle: "medium", timeStyle: "short",
+                                                        timeZone: zone});
+  }
   function duration(seconds) {
     if (seconds === null || seconds === undefined) return "";
     const m = Math.floor(seconds / 60), s = seconds % 60;
@@ -128,5 +136,5 @@ const Portaum = (() => {
   }
 
   return {h, api, ApiError, setCsrf, say, clearStatus, fail, when, fullDate, duration, bytes, enc,
-          show, field, formValues, markNav, onSignedOut: null};
+          show, field, formValues, markNav, setZone, onSignedOut: null};
 })();
