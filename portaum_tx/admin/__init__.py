@@ -16,7 +16,7 @@ from typing import Any
 from ..config import ConfigError, load_config
 
 #: Modules that add sub-commands: each has ``register(subparsers)``.
-COMMAND_MODULES = ("customers", "accounts", "aliases", "access_numbers")
+COMMAND_MODULES = ("customers", "accounts", "aliases", "access_numbers", "billing", "attendant")
 
 
 class CommandError(Exception):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from .access_numbers import AccessNumber, AccessNumberStore
 from .attendant import AttendantStore
+from .billing import BillingStore
 from .accounts import Account, AccountStore, AlreadyExists, Customer, NotFound
 from .database import Database
 from .engines import (IntegrityError, SchemaTooNew, StoreError, StoreUnavailable,
@@ -33,6 +34,7 @@ class Store:
         self.access_numbers = AccessNumberStore(db, clock)
         self.prompts = PromptStore(db, clock)
         self.settings = SettingsStore(db)
+        self.billing = BillingStore(db, clock)
         self.subscriptions = SubscriptionStore(db, clock)
         self.attendant = AttendantStore(db, clock)
         self.schema_version = 0
