@@ -20,6 +20,7 @@ import numpy as np
 from twisted.internet import defer, protocol, reactor
 from twisted.trial import unittest
 
+from portaum_tx.rtp.batch_io import BatchedMediaEngine
 from portaum_tx.rtp.engine import MediaEngine
 from portaum_tx.rtp.player import Prompt
 from portaum_tx.rtp.recorder import Recorder, RecordingSettings
@@ -173,12 +174,16 @@ class BaresipMediaTests(unittest.TestCase):
 
     @defer.inlineCallbacks
     def test_prompt_recording_and_digit(self):
-        yield defer.ensureDeferred(self._call())
+        yield defer.ensureDeferred(self._call(MediaEngine))
 
-    async def _start_server(self, answer):
-        """The product's SIP user agent and media engine on loopback; ``answer(incoming)``
-        runs for every call."""
-        engine = MediaEngine(reactor, port_range=self._rtp_range(), interface="127.0.0.1")
+    @defer.inlineCallbacks
+    def test_prompt_recording_and_digit_with_sockets_read_by_the_tick(self):
+        yield defer.ensureDeferred(self._call(BatchedMediaEngine))
+
+    async def _start_server(self, engine_class, answer):
+        """The product's SIP user agent and a media engine on loopback;
+        ``answer(incoming)`` runs for every call."""
+        engine = engine_class(reactor, port_range=self._rtp_range(), interface="127.0.0.1")
         engine.start()
         transport = SipTransport(reactor)
         endpoint = UdpEndpoint(transport)
@@ -217,7 +222,7 @@ class BaresipMediaTests(unittest.TestCase):
         self.addCleanup(kill)
         return process
 
-    async def _call(self):
+    async def _call(self, engine_class):
         speech = read_wav(SPEECH)
         sent = speech[: 5 * RATE]              # what baresip says (5 s, then it hangs up)
         prompt_pcm = speech[5 * RATE: 9 * RATE]  # what the server plays (other words)
@@ -241,7 +246,7 @@ class BaresipMediaTests(unittest.TestCase):
             outcome["recording"] = await recording
             outcome["rtp"] = rtp
 
-        engine, port = await self._start_server(answer)
+        engine, port = await self._start_server(engine_class, answer)
         phone = self._start_baresip(sent)
         self.assertTrue(await phone.wait_for(b"baresip is ready", 10), phone.output)
         phone.transport.write(b"/dial sip:800@127.0.0.1:%d\n" % port)
