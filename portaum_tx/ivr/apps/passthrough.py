@@ -41,6 +41,7 @@ from portaum_tx.ivr.outgoing import (
 )
 
 OPTIONS = (
+    ("name", "text", "", "What the provider calls this IVR (e.g. Roaming PIN); not used by calls."),
     ("authorize_paid_calls", "bool", True, "Ask for an authorization code before a paid call."),
     ("use_associated_number", "bool", True,
      "Form the auth ID from the account's associated number, # and the code (1206555#4545)."),
