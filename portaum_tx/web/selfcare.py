@@ -16,7 +16,8 @@ from collections import OrderedDict
 from twisted.internet import threads
 
 from ..accounts import CHOICES, InvalidValue, LoginRefused, check_preference
-from ..convert.audio import AudioFormatError, RAW_FORMATS, au_to_pcm16, pcm16_to_wav, upload_to_au
+from ..convert.audio import (AudioFormatError, RAW_FORMATS, au_to_pcm16, pcm16_to_wav, read_au,
+                             ulaw_to_wav, upload_to_au)
 from ..mailbox.service import FolderError, MailboxFull, UnknownMailbox
 from ..store import AlreadyExists, NotFound
 from . import faxview, messages as mime
@@ -181,7 +182,7 @@ async def message_part(ctx, folder, uid, index):
     part, payload = found
     disposition = "attachment" if ctx.query.get("download") == "1" else "inline"
     content_type = part.content_type
-    if content_type in ("text/html", "image/svg+xml") or content_type.startswith("text/"):
+    if content_type.startswith("text/") or content_type.endswith("xml") or "html" in content_type:
         # never let a mail attachment run as a page of this site
         disposition = "attachment"
     return Response(payload, content_type, ranged=True, headers={
@@ -367,9 +368,7 @@ async def list_greetings(ctx):
     result = []
     for kind in GREETING_KINDS:
         audio = await ctx.node.store.accounts.get_greeting(account.id, kind)
-        seconds = None
-        if audio:
-            seconds = round(max(0, len(audio) - 24) / 8000, 1)
+        seconds = greeting_seconds(audio) if audio else None
         result.append({"kind": kind, "present": bool(audio), "seconds": seconds})
     return {"greetings": result, "greeting": account.greeting}
 
@@ -393,18 +392,24 @@ async def convert_upload(ctx) -> bytes:
 
 
 async def put_greeting(ctx, kind):
+    """Greetings are kept as headerless 8 kHz u-law, as the phone menus record them and the
+    voicemail deposit plays them (prompts, unlike greetings, are .au files)."""
     kind = _kind(kind)
-    au = await convert_upload(ctx)
-    await ctx.node.store.accounts.store_greeting(ctx.account_id, kind, au)
-    return {"kind": kind, "present": True, "seconds": round((len(au) - 24) / 8000, 1)}
+    _, ulaw = read_au(await convert_upload(ctx))
+    await ctx.node.store.accounts.store_greeting(ctx.account_id, kind, ulaw)
+    return {"kind": kind, "present": True, "seconds": greeting_seconds(ulaw)}
 
 
-def au_as_wav(au: bytes) -> bytes:
-    try:
-        return pcm16_to_wav(au_to_pcm16(au))
-    except AudioFormatError:
-        from ..convert.audio import ulaw_to_wav
-        return ulaw_to_wav(au)  # headerless u-law, as recorded by phone
+def greeting_seconds(audio: bytes) -> float:
+    header = 24 if audio[:4] == b".snd" else 0
+    return round(max(0, len(audio) - header) / 8000, 1)
+
+
+def au_as_wav(audio: bytes) -> bytes:
+    """A prompt (.au) or a greeting (headerless u-law) as WAV for the browser."""
+    if audio[:4] == b".snd":
+        return pcm16_to_wav(au_to_pcm16(audio))
+    return ulaw_to_wav(audio)
 
 
 async def get_greeting(ctx, kind):

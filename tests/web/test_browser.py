@@ -155,9 +155,7 @@ class SubscriberBrowserTests(BrowserTestCase):
             status_text(driver, "Unavailable greeting saved")
             visible(driver, "#greeting-unavailable audio")
             stored = in_reactor(self.store.accounts.get_greeting, ALICE, "unavailable")
-            header, payload = read_au(stored)
-            self.assertEqual((header.encoding, header.sample_rate), (1, 8000))
-            self.assertLess(abs(len(payload) / 8000 - 2.5), 0.2)
+            self.assertLess(abs(len(stored) / 8000 - 2.5), 0.2)   # headerless 8 kHz u-law
             # The fake microphone plays a beep: record about a second of it.
             clickable(driver, "#record-name").click()
             status_text(driver, "Recording")
@@ -166,7 +164,7 @@ class SubscriberBrowserTests(BrowserTestCase):
             clickable(driver, "#record-name").click()
             status_text(driver, "Your name saved")
             name = in_reactor(self.store.accounts.get_greeting, ALICE, "name")
-            self.assertGreater(len(read_au(name)[1]), 4000)
+            self.assertGreater(len(name), 4000)
             select = driver.find_element("id", "set-greeting")
             from selenium.webdriver.support.ui import Select
             Select(select).select_by_value("personal")
