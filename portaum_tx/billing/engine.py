@@ -554,12 +554,16 @@ class BillingEngine:
                 f"authorization {authorization.id} for {authorization.destination} is closed "
                 f"({exc})") from None
 
-    async def release(self, authorization: Authorization) -> None:
-        """Give back the funds of a call that never connected (no xDR)."""
+    async def release(self, authorization: Authorization) -> bool:
+        """Give back the funds of a call that never connected (no xDR).
+
+        False when there was nothing left to release (charged, released or
+        expired already): releasing is safe to repeat on every failure path."""
         try:
             await self.store.billing.delete_reservation(authorization.id)
-        except NotFound as exc:
-            raise AuthorizationClosed(str(exc)) from None
+        except NotFound:
+            return False
+        return True
 
     # --- money in ------------------------------------------------------------
 

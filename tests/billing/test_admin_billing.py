@@ -11,7 +11,12 @@ import subprocess
 import sys
 from decimal import Decimal
 
+from hypothesis import given, settings, strategies as st
 from twisted.internet import reactor
+from twisted.trial import unittest
+
+from portaum_tx.admin import CommandError
+from portaum_tx.admin.billing import _money, _optional_money, _show_money
 
 from portaum_tx.billing.engine import BillingEngine
 from tests.support import StoreTestCase, on_both_engines
@@ -205,3 +210,25 @@ class BillingCommandTests(AdminTestCase):
                 continue
             line = self.admin(*argv, expect=1)
             self.assertIn(message, line, argv)
+
+
+class AmountParsingTests(unittest.TestCase):
+    @settings(max_examples=300, deadline=None)
+    @given(st.text(max_size=20))
+    def test_any_text_is_an_amount_or_a_one_line_error(self, text):
+        try:
+            amount = _money(text, "--price")
+        except CommandError as exc:
+            self.assertIn("--price", str(exc))
+            self.assertNotIn("\n", str(exc))
+        else:
+            self.assertIsInstance(amount, Decimal)
+            self.assertGreaterEqual(amount, 0)
+            self.assertTrue(amount.is_finite())
+
+    def test_amounts_are_exact_and_shown_with_cents(self):
+        self.assertEqual(_money("0.1", "x") + _money("0.2", "x"), D("0.3"))
+        self.assertIsNone(_optional_money("none", "x"))
+        self.assertEqual(_money("-1.5", "x", negative=True), D("-1.5"))
+        self.assertEqual([_show_money(D(v)) for v in ("5", "0.1", "0.04167", "-10.00", "1E+2")],
+                         ["5.00", "0.10", "0.04167", "-10.00", "100.00"])
