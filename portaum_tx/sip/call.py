@@ -1,210 +1,150 @@
-"""The signalling half of a call: an IVR :class:`~portaum_tx.ivr.call.Call` over SIP.
+"""A call as the IVR sees it, over SIP: :class:`SipCall` is the
+:class:`~portaum_tx.ivr.media_call.MediaCall` of one call leg with :class:`SipSignalling`
+as its signalling half.
 
-:class:`SipCall` turns the Call API's primitives into SIP (answer: 200 + ACK, reject:
-an error response, hangup: BYE or CANCEL, transfer: REFER or a new leg bridged in,
-dial: an outgoing INVITE through the trunk) and reports what the far end does (BYE,
-CANCEL, INFO DTMF, dead RTP) through the base class's ``remote_hangup`` and
-``digit_received``.  The media primitives (play, record, fax tone detection, media
-bridging) belong to the media half: an object given as ``media`` with the methods
-``start_play(call, items)``, ``start_record(call, max_seconds, silence_seconds)``,
-``set_fax_detection(call, enabled)`` and ``bridge(call, other)`` (async), built per
-call by the front end's ``media_factory(call)``.  Without one, media operations raise
-:class:`~portaum_tx.ivr.call.CallError` and bridging uses the RTP engine's Bridge.
+:class:`SipSignalling` turns the Call API's signalling into SIP (answer: 200 + ACK,
+reject: an error response, hangup: BYE or CANCEL, transfer: REFER or a new leg bridged
+in, dial: an outgoing INVITE through the trunk) and :class:`SipCall` reports what the
+far end does (BYE, CANCEL, SIP INFO DTMF) to the Call.  No SIP message is visible above.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Optional
 
 from twisted.internet import defer
 from twisted.logger import Logger
 
-from portaum_tx.ivr.call import Call, CallError, DialFailed, TransferFailed
+from portaum_tx.ivr.call import DialFailed, TransferFailed
+from portaum_tx.ivr.media_call import MediaCall
 from portaum_tx.sip.ua import DialError, IncomingSession, InviteSession, OutgoingSession
 
 log = Logger()
 
-__all__ = ["SipCall", "REFER_TIMEOUT"]
+__all__ = ["SipCall", "SipSignalling", "REFER_TIMEOUT", "TRANSFER_RING_TIMEOUT"]
 
-#: How long a REFER may take to report its outcome before we fall back to a new leg.
+#: How long a REFER may take to report its outcome.
 REFER_TIMEOUT = 32.0
+#: How long the new leg of a transfer without REFER may ring.
+TRANSFER_RING_TIMEOUT = 60.0
+#: REFER refusals after which a new leg is tried instead (the phone cannot transfer).
+_REFER_UNSUPPORTED = (None, 400, 403, 405, 420, 488, 501, 603)
 
 
-class SipCall(Call):
-    """One call leg as the IVR sees it, backed by an :class:`InviteSession`.
+class SipSignalling:
+    """:class:`~portaum_tx.ivr.media_call.CallSignalling` over one :class:`InviteSession`."""
 
-    Build it with :meth:`for_incoming` (an INVITE) or :meth:`for_outgoing` (an answered
-    outgoing leg).  ``session`` stays reachable for the SIP layer and xDRs; applications
-    use only the Call API.
-    """
-
-    def __init__(self, clock, session: InviteSession, ua, *, media: Any = None,
-                 media_factory=None, use_refer: bool = True, **identity):
-        super().__init__(clock, call_id=session.call_id, **identity)
-        self.session = session
+    def __init__(self, invite: InviteSession, ua, make_leg, use_refer: bool = True):
+        self.invite = invite
         self.ua = ua
-        self.rtp = session.rtp
-        self.media_factory = media_factory
-        self.media = media if media is not None else (media_factory(self) if media_factory else None)
+        self.make_leg = make_leg        # (OutgoingSession, destination, caller_id) -> SipCall
         self.use_refer = use_refer
-        self.legs: list[SipCall] = []
-        session.on_ended.append(self._session_ended)
-        session.on_dtmf.append(self._info_dtmf)
-        if self.rtp is not None:
-            listeners = getattr(self.rtp, "dtmf_listeners", None)
-            if listeners is not None:
-                listeners.append(self._rtp_dtmf)
-            dead = getattr(self.rtp, "dead_peer_listeners", None)
-            if dead is not None:
-                dead.append(self._dead_peer)
-            fax = getattr(self.rtp, "fax_listeners", None)
-            if fax is not None:
-                fax.append(self.fax_tone_detected)
+        self.call: Optional["SipCall"] = None
 
-    @classmethod
-    def for_incoming(cls, session: IncomingSession, ua, **options) -> "SipCall":
-        return cls(ua.clock, session, ua, calling=session.calling, called=session.called,
-                   calling_name=session.calling_name, original_called=session.original_called,
-                   diversion_reason=session.diversion_reason, **options)
-
-    @classmethod
-    def for_outgoing(cls, session: OutgoingSession, ua, destination: str, caller_id: str | None,
-                     **options) -> "SipCall":
-        call = cls(ua.clock, session, ua, calling=caller_id or "", called=destination, **options)
-        call.answered = True
-        return call
-
-    # --- what the far end does ----------------------------------------------------------
-
-    def _session_ended(self, reason: str) -> None:
-        self.remote_hangup(reason)
-
-    def _info_dtmf(self, content_type: str, body: bytes) -> None:
-        if self.rtp is not None and hasattr(self.rtp, "receive_info_dtmf"):
-            # The media half reports it through the session's DTMF listeners (and so
-            # the de-duplication against RFC 4733 events applies).
-            self.rtp.receive_info_dtmf(content_type, body)
-            return
-        digit = _info_digit(body)
-        if digit:
-            self.digit_received(digit)
-
-    def _rtp_dtmf(self, event) -> None:
-        self.digit_received(getattr(event, "digit", event))
-
-    def _dead_peer(self, rtp, why: str) -> None:
-        if not self.session.is_ended:
-            log.info("{call_id}: no RTP from the far end ({why}); hanging up",
-                     call_id=self.call_id, why=why)
-            self.session.hangup()
-
-    # --- signalling primitives ----------------------------------------------------------
-
-    async def _answer(self) -> None:
-        if not isinstance(self.session, IncomingSession):
-            return
-        try:
-            await self.session.answer()
-        except DialError:
-            pass  # the caller went away meanwhile: check() raises CallHungUp
-
-    async def _reject(self, code: int, reason: str | None) -> None:
-        if isinstance(self.session, IncomingSession):
-            self.session.reject(code, reason)
-
-    async def _hangup(self) -> None:
-        for leg in list(self.legs):
-            if not leg.is_hungup:
-                await leg.hangup()
-        await self.session.hangup()
-
-    async def _transfer(self, destination: str) -> None:
-        """REFER when the caller's phone accepts it, else a new leg bridged in."""
-        session = self.session
-        allow = ""
-        if isinstance(session, IncomingSession):
-            allow = (session.invite.get("Allow") or "").upper()
-        target = self.ua.target_uri(destination) if ":" not in destination or \
-            not destination.lower().startswith(("sip:", "sips:", "tel:")) else destination
-        if self.use_refer and "REFER" in allow and self.answered:
-            outcome = session.transfer(str(target))
-            timer = self.clock.callLater(REFER_TIMEOUT, lambda: outcome.called or
-                                         outcome.errback(DialError(destination, "no-answer")))
+    async def answer(self) -> None:
+        if isinstance(self.invite, IncomingSession):
             try:
-                await outcome
-                if timer.active():
-                    timer.cancel()
-                await session.hangup()
-                self._ended("transferred")
-                return
-            except DialError as exc:
-                if timer.active():
-                    timer.cancel()
-                if exc.code not in (None, 405, 501, 420, 403, 603):
-                    raise TransferFailed("transfer to %s failed: %s" % (destination, exc)) from None
-                log.info("{call_id}: REFER refused ({why}); bridging a new leg instead",
-                         call_id=self.call_id, why=exc)
-        leg = await self._dial(destination, self.calling or None, 60.0)
+                await self.invite.answer()
+            except DialError:
+                pass  # the caller left meanwhile: the call's check() raises CallHungUp
+
+    async def reject(self, code: int, reason: Optional[str]) -> None:
+        if isinstance(self.invite, IncomingSession):
+            self.invite.reject(code, reason)
+
+    async def hangup(self) -> None:
+        await self.invite.hangup()
+
+    async def dial(self, destination: str, caller_id: Optional[str], timeout: float) -> "SipCall":
+        attempt = defer.ensureDeferred(self.ua.dial(destination, caller_id=caller_id,
+                                                    timeout=timeout))
         try:
-            await self._bridge(leg)
+            session = await attempt
+        except DialError as exc:
+            reason = exc.reason if exc.reason in ("busy", "no-answer", "rejected") else "failed"
+            raise DialFailed(destination, reason, exc.code) from None
+        return self.make_leg(session, destination, caller_id)
+
+    async def transfer(self, destination: str) -> None:
+        """REFER when the caller's phone takes it; otherwise (or when the phone cannot
+        transfer) a new leg to ``destination`` bridged with the caller until either ends."""
+        invite = self.invite
+        allow = ""
+        if isinstance(invite, IncomingSession):
+            allow = (invite.invite.get("Allow") or "").upper()
+        if self.use_refer and "REFER" in allow and invite.state == "confirmed":
+            target = str(self.ua.target_uri(destination))
+            outcome = invite.transfer(target)
+            timer = self.ua.clock.callLater(
+                REFER_TIMEOUT, lambda: outcome.called or outcome.errback(
+                    DialError(destination, "no-answer")))
+            try:
+                status = await outcome
+            except DialError as exc:
+                if exc.code not in _REFER_UNSUPPORTED:
+                    raise TransferFailed("transfer to %s failed: %s" % (destination, exc)) from None
+                log.info("REFER to {destination} refused ({why}); bridging a new leg instead",
+                         destination=destination, why=exc)
+            else:
+                if 200 <= status < 300:
+                    await invite.hangup()
+                    if self.call is not None:
+                        self.call.remote_hangup("transferred")
+                    return
+                raise TransferFailed("transfer to %s failed with %d" % (destination, status))
+            finally:
+                if timer.active():
+                    timer.cancel()
+        caller_id = self.call.calling if self.call is not None else None
+        try:
+            leg = await self.dial(destination, caller_id or None, TRANSFER_RING_TIMEOUT)
+        except DialFailed as exc:
+            raise TransferFailed(str(exc)) from None
+        try:
+            await self.call._bridge(leg)
         finally:
             if not leg.is_hungup:
                 await leg.hangup()
+        if self.call is not None and not self.call.is_hungup:
+            await self.hangup()
+            self.call.remote_hangup("transferred")
 
-    async def _dial(self, destination: str, caller_id: str | None, timeout: float) -> "SipCall":
-        try:
-            session = await self.ua.dial(destination, caller_id=caller_id, timeout=timeout)
-        except DialError as exc:
-            raise DialFailed(destination, exc.reason if exc.reason in (
-                "busy", "no-answer", "rejected") else "failed", exc.code) from None
-        except Exception as exc:
-            log.failure("dialling {destination} failed", destination=destination)
-            raise DialFailed(destination, "failed") from exc
-        leg = SipCall.for_outgoing(session, self.ua, destination, caller_id,
-                                   media_factory=self.media_factory)
-        self.legs.append(leg)
+
+class SipCall(MediaCall):
+    """One call leg for the IVR: the media half over the leg's RTP session, SIP for the
+    rest.  ``sip`` is the :class:`InviteSession` (for the SIP layer and xDRs only)."""
+
+    def __init__(self, invite: InviteSession, ua, prompts, *, prompt_cache: dict | None = None,
+                 use_refer: bool = True, **identity):
+        self.sip = invite
+        self.ua = ua
+        self._prompt_cache = prompt_cache if prompt_cache is not None else {}
+        signalling = SipSignalling(invite, ua, self._make_leg, use_refer)
+        super().__init__(ua.clock, invite.rtp, prompts, signalling,
+                         prompt_cache=self._prompt_cache, call_id=invite.call_id, **identity)
+        signalling.call = self
+        invite.on_ended.append(self._signalling_ended)
+        invite.on_dtmf.append(self._info_dtmf)
+
+    @classmethod
+    def for_incoming(cls, invite: IncomingSession, ua, prompts, **options) -> "SipCall":
+        return cls(invite, ua, prompts, calling=invite.calling, called=invite.called,
+                   calling_name=invite.calling_name, original_called=invite.original_called,
+                   diversion_reason=invite.diversion_reason, **options)
+
+    def _make_leg(self, session: OutgoingSession, destination: str,
+                  caller_id: Optional[str]) -> "SipCall":
+        leg = SipCall(session, self.ua, self.prompts, prompt_cache=self._prompt_cache,
+                      calling=caller_id or "", called=destination)
+        leg.answered = True
         return leg
 
-    async def _bridge(self, other: Call) -> None:
-        if self.media is not None and hasattr(self.media, "bridge"):
-            await self.media.bridge(self, other)
-            return
-        other_rtp = getattr(other, "rtp", None)
-        if self.rtp is None or other_rtp is None:
-            raise CallError("both legs need RTP to be bridged")
-        from portaum_tx.rtp.bridge import Bridge
-        bridge = Bridge(self.rtp, other_rtp)
-        done = bridge.start()
-        first = defer.DeferredList([done, self.hungup, other.hungup], fireOnOneCallback=True,
-                                   consumeErrors=True)
-        await first
-        bridge.stop()
+    def _signalling_ended(self, reason: str) -> None:
+        self.remote_hangup(reason)
 
-    # --- media primitives: the media half -----------------------------------------------
-
-    def _media(self):
-        if self.media is None:
-            raise CallError("this call has no media half to play or record with")
-        return self.media
-
-    def _start_play(self, items):
-        return self._media().start_play(self, items)
-
-    def _start_record(self, max_seconds, silence_seconds):
-        return self._media().start_record(self, max_seconds, silence_seconds)
-
-    def _set_fax_detection(self, enabled: bool) -> None:
-        if self.media is not None:
-            self.media.set_fax_detection(self, enabled)
-        elif self.rtp is not None and hasattr(self.rtp, "set_fax_detection"):
-            self.rtp.set_fax_detection(enabled)
-
-
-def _info_digit(body: bytes) -> str | None:
-    text = body.decode("ascii", "replace").strip()
-    for line in text.splitlines():
-        name, _, value = line.partition("=")
-        if name.strip().lower() == "signal":
-            value = value.strip()
-            return {"10": "*", "11": "#"}.get(value, value)[:1] or None
-    return text[:1] or None
+    def _info_dtmf(self, content_type: str, body: bytes) -> None:
+        # Through the RTP session, so the digit reaches the call like any other DTMF.
+        try:
+            self.session.receive_info_dtmf(content_type, body)
+        except Exception as exc:
+            log.info("{call_id}: unusable SIP INFO DTMF: {why}", call_id=self.call_id, why=exc)

@@ -43,16 +43,17 @@ def advertised_host(listen_address: str, public_address: str = "") -> str:
 
 class SipFrontend:
     """``route(call)`` is an async callable running the application for a
-    :class:`SipCall`; without one the IVR router is used.  ``media_factory(call)``
-    builds a call's media half (see :mod:`portaum_tx.sip.call`)."""
+    :class:`SipCall`; without one the IVR router is used.  ``media`` is the RTP engine
+    (one is made from ``[rtp]`` when not given); ``prompts`` the prompt library."""
 
     name = "sip"
 
     def __init__(self, route: Callable[[SipCall], Awaitable] | None = None,
-                 media_factory=None, media=None):
+                 media=None, prompts=None):
         self.route = route
-        self.media_factory = media_factory
         self.media = media
+        self.prompts = prompts
+        self.prompt_cache: dict = {}
         self.ua: UserAgent | None = None
         self.transport: SipTransport | None = None
         self.mwi = None
@@ -105,6 +106,9 @@ class SipFrontend:
                             resolve=reactor.resolve)
         if self.route is None:
             self.route = self._default_route(node)
+        if self.prompts is None:
+            from portaum_tx.ivr.prompts import PromptLibrary
+            self.prompts = PromptLibrary(config.prompts.directory or None)
         try:
             from portaum_tx.sip.subscribe import MwiService
         except ImportError:
@@ -134,7 +138,7 @@ class SipFrontend:
         return router.handle
 
     def _incoming(self, session: IncomingSession) -> None:
-        call = SipCall.for_incoming(session, self.ua, media_factory=self.media_factory)
+        call = SipCall.for_incoming(session, self.ua, self.prompts, prompt_cache=self.prompt_cache)
         self.calls.add(call)
         session.ring()
         d = defer.ensureDeferred(self._run(call))

@@ -248,16 +248,17 @@ class InviteSession:
                 log.failure("could not send BYE")
         self._stop_timers()
         self.ua.forget(self)
-        if self.rtp is not None:
-            try:
-                self.rtp.close("hangup")
-            except Exception:
-                log.failure("closing the RTP session failed")
+        # Listeners first: the call learns why it ended before its media closes.
         for listener in list(self.on_ended):
             try:
                 listener(reason)
             except Exception:
                 log.failure("hang-up listener failed")
+        if self.rtp is not None:
+            try:
+                self.rtp.close("hangup")
+            except Exception:
+                log.failure("closing the RTP session failed")
         self.ended.callback(reason)
 
     def _stop_timers(self) -> None:
@@ -680,7 +681,7 @@ class OutgoingSession(InviteSession):
         self.route = list(route)
         self.extra_headers = list(headers)
         self.state = "calling"
-        self.answered: defer.Deferred = defer.Deferred()
+        self.answered: defer.Deferred = defer.Deferred(self._abandon)
         self.early: list[Callable[[], None]] = []   # early media started
         self.call_id_value = new_call_id(ua.host)
         self.invite: Request | None = None
@@ -732,6 +733,16 @@ class OutgoingSession(InviteSession):
         self.invite = invite
         self.transaction = self.ua.layer.send_request(invite, self.peer, self.peer.reliable,
                                                       self._on_response)
+
+    def _abandon(self, answered: defer.Deferred) -> None:
+        """The caller cancelled the wait: CANCEL the INVITE (or BYE a late answer)."""
+        if self.state in ("calling", "early"):
+            self._cancel("local")
+            if self._timeout_call is not None and self._timeout_call.active():
+                self._timeout_call.cancel()
+            self._end("local")
+        elif self.state == "confirmed":
+            self._end("local", send_bye=True)
 
     def _timed_out(self) -> None:
         self._timeout_call = None
@@ -820,6 +831,9 @@ class OutgoingSession(InviteSession):
 
     def _accepted(self, response: Response) -> None:
         tag = response.to.tag
+        if self.is_ended and self.dialog is None:
+            self._drop_fork(response)   # answered after we gave up: ACK, then BYE
+            return
         if self.dialog is not None and self.state in ("confirmed", "ended"):
             if tag == self.dialog.remote_tag and self._ack is not None:
                 self.ua.send_direct(self._ack, self.peer)   # our ACK was lost
