@@ -29,7 +29,6 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import math
-from decimal import Decimal
 from typing import Any, Callable, Optional, Sequence
 
 from twisted.internet import defer
@@ -223,21 +222,18 @@ class Dialer:
                                         access_code=access_code, announce_code=announce_code,
                                         session_id=self.session_id)
 
-    async def call_out(self, account, destination: str, *, access_code: Optional[str] = None,
-                       announce: bool = True, dial_number: Optional[str] = None,
-                       authorization=None) -> LegResult:
-        """One dial attempt: authorize (unless ``authorization`` is given), announce the time,
-        dial ``dial_number`` (the destination by default), bridge with the timer, charge.
-        Raises CallHungUp when the caller hangs up, after charging what was talked."""
+    async def call_out(self, account, destination: str, *,
+                       access_code: Optional[str] = None) -> LegResult:
+        """One dial attempt: authorize, announce the time, dial, bridge with the timer,
+        charge. Raises CallHungUp when the caller hangs up, after charging what was talked."""
         call = self.call
         self.attempts += 1
-        if authorization is None:
-            try:
-                authorization = await self.authorize(account, destination, access_code)
-            except charging.Refused as refused:
-                result = LegResult(destination, "refused", refusal=refused.reason)
-                self.results.append(result)
-                return result
+        try:
+            authorization = await self.authorize(account, destination, access_code)
+        except charging.Refused as refused:
+            result = LegResult(destination, "refused", refusal=refused.reason)
+            self.results.append(result)
+            return result
         limit = self._limit(authorization)
         if limit is not None and limit <= 0:
             await charging.release(self.billing, authorization)
@@ -245,10 +241,10 @@ class Dialer:
             self.results.append(result)
             return result
         try:
-            if announce and self.options.announce_time:
+            if self.options.announce_time:
                 await announce_available_time(call, self._announced_seconds(authorization),
                                               self.options.seconds_rounding)
-            other = await self._dial(dial_number or destination)
+            other = await self._dial(destination)
         except DialFailed as failed:
             await charging.release(self.billing, authorization)
             result = LegResult(destination, failed.reason if failed.reason in (
@@ -345,7 +341,3 @@ async def play_leg_outcome(call, result: LegResult) -> None:
             result.outcome, "pp-call-failed")
     if result.outcome != "answered":
         await call.play([prompt])
-
-
-def money_sayings(call, amount: Decimal, currency: str) -> list[str]:
-    return call.sayings("money", amount, currency=currency)

@@ -7,7 +7,7 @@ voucher number, the voucher's value is added to the balance and both are announc
 from __future__ import annotations
 
 from portaum_tx.ivr import charging
-from portaum_tx.ivr.apps import OptionError, application, option_bool
+from portaum_tx.ivr.apps import OptionError, application
 from portaum_tx.ivr.apps._calling import (
     ANI_RULE_OPTION, FIRST_DIGIT_TIMEOUT, INTER_DIGIT_TIMEOUT, LANGUAGE_OPTIONS,
     authenticate_caller, billing_of, login_options, set_languages,

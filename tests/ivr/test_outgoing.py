@@ -1,0 +1,111 @@
+"""The shared outgoing-call pieces: option parsing, the call timer, and calls on a Call that
+offers neither pre-ring music nor announcements while bridged."""
+
+from decimal import Decimal
+
+from twisted.internet import reactor
+from twisted.internet.task import Clock
+from twisted.trial import unittest
+
+from portaum_tx.billing.rating import SecondsRounding
+from portaum_tx.ivr.apps import OptionError
+from portaum_tx.ivr.fake import FakeCall
+from portaum_tx.ivr.outgoing import CallOptions, CallTimer, Dialer, call_options, moh_prompt
+from tests.ivr.calling_support import Ledger, far_end
+
+
+class CallOptionsTests(unittest.TestCase):
+    def test_defaults_are_the_guides(self):
+        self.assertEqual(call_options({}), CallOptions())
+        self.assertEqual(CallOptions().maximum_dial_attempts, 3)
+        self.assertEqual(CallOptions().end_announce_type, "beep")
+
+    def test_values(self):
+        parsed = call_options({"announce_time": "yes", "seconds_rounding_mode": "UP",
+                               "end_announce_time": "30", "end_announce_type": "voice",
+                               "disconnect_call_before": "10", "maximum_dial_attempts": "5",
+                               "play_pre_ring_moh": "on", "music_on_hold_class": "jazz"})
+        self.assertEqual((parsed.announce_time, parsed.seconds_rounding, parsed.end_announce_time,
+                          parsed.end_announce_type, parsed.disconnect_call_before,
+                          parsed.maximum_dial_attempts, parsed.play_pre_ring_moh,
+                          parsed.music_on_hold_class),
+                         (True, SecondsRounding.UP, 30, "voice", 10, 5, True, "jazz"))
+
+    def test_bad_values_name_the_option(self):
+        for options, name in (({"end_announce_type": "siren"}, "end_announce_type"),
+                              ({"end_announce_time": "-1"}, "end_announce_time"),
+                              ({"maximum_dial_attempts": "0"}, "maximum_dial_attempts"),
+                              ({"disconnect_call_before": "soon"}, "disconnect_call_before"),
+                              ({"music_on_hold_class": "../etc"}, "music_on_hold_class"),
+                              ({"announce_time": "perhaps"}, "announce_time")):
+            with self.assertRaises(OptionError) as caught:
+                call_options(options)
+            self.assertIn(name, str(caught.exception))
+
+    def test_moh_prompt(self):
+        self.assertEqual(moh_prompt(""), "moh")
+        self.assertEqual(moh_prompt("my-ringtone"), "moh-my-ringtone")
+
+
+class CallTimerTests(unittest.TestCase):
+    def test_warns_then_cuts(self):
+        clock = Clock()
+        happened = []
+        timer = CallTimer(clock, 100, 30, lambda: happened.append(("warn", clock.seconds())),
+                          lambda: happened.append(("cut", clock.seconds())))
+        clock.advance(69.9)
+        self.assertEqual(happened, [])
+        clock.advance(0.1)
+        clock.advance(30)
+        self.assertEqual(happened, [("warn", 70.0), ("cut", 100.0)])
+        self.assertTrue(timer.fired)
+
+    def test_no_warning_longer_than_the_call(self):
+        clock = Clock()
+        happened = []
+        CallTimer(clock, 20, 30, lambda: happened.append("warn"), lambda: happened.append("cut"))
+        clock.advance(20)
+        self.assertEqual(happened, ["cut"])
+
+    def test_unlimited_and_cancelled(self):
+        clock = Clock()
+        timer = CallTimer(clock, None, 30, lambda: None, lambda: None)
+        self.assertEqual(clock.getDelayedCalls(), [])
+        timer = CallTimer(clock, 50, 10, lambda: None, lambda: None)
+        timer.cancel()
+        self.assertEqual(clock.getDelayedCalls(), [])
+        self.assertFalse(timer.fired)
+
+    def test_a_failing_warning_does_not_stop_the_cut(self):
+        clock = Clock()
+        happened = []
+
+        def broken():
+            raise RuntimeError("no audio")
+        CallTimer(clock, 10, 5, broken, lambda: happened.append("cut"))
+        clock.advance(10)
+        self.assertEqual(happened, ["cut"])
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+
+
+class PlainCallTests(unittest.TestCase):
+    """A Call without ``announce`` or ``dial(ringback=)``: the call is still placed and cut."""
+
+    async def test_cut_without_announcing(self):
+        clock = Clock()
+        ledger = Ledger()
+        payer_account = ledger.add("12345678901", balance="0.50", rates=(("1", "0.60"),))
+        call = FakeCall(clock, calling="15550001111", called="18005550000")
+        other = far_end(clock, "12125551234")
+        call.dial_outcomes["12125551234"] = other
+        options = call_options({"end_announce_time": "10", "play_pre_ring_moh": "yes"})
+        dialer = Dialer(call, ledger, options, session_id="s1")
+        from portaum_tx.ivr import charging
+        payer = await charging.find_account(ledger, payer_account.id)
+        result = await call.run(dialer.call_out(payer, "12125551234"), reactor)
+        self.assertEqual((result.outcome, result.seconds, result.cut), ("answered", 50, True))
+        self.assertTrue(other.is_hungup)
+        self.assertEqual(result.xdr.charge, Decimal("0.50000"))
+        self.assertEqual(result.xdr.leg, "B")
+        self.assertEqual(result.xdr.access_number, "18005550000")
+        self.assertEqual(call.played, [])
