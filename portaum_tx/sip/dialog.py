@@ -68,12 +68,14 @@ class Dialog:
         """The dialog a request creates when we answer it with ``local_tag``."""
         try:
             contacts = request.contact
-            if len(contacts) != 1 or contacts[0].uri is None:
+            if len(contacts) > 1 or (contacts and contacts[0].uri is None):
                 raise DialogError("%s needs exactly one Contact to start a dialog" % request.method)
+            # An RFC 2543 client may leave Contact out: its From address is the target.
+            target = contacts[0].uri if contacts else request.from_.uri
             local = request.to.copy()
             local.tag = local_tag
             route_set = [str(r) for r in request.record_route]
-            return cls(request.call_id, local, request.from_.copy(), contacts[0].uri,
+            return cls(request.call_id, local, request.from_.copy(), target,
                        route_set, 0, request.cseq.number,
                        secure=isinstance(request.uri, SipURI) and request.uri.secure)
         except SipParseError as exc:

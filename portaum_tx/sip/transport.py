@@ -129,13 +129,17 @@ class SipTransport:
     def received(self, message: Message, peer: Peer, source: tuple[str, int]) -> None:
         """A parsed message from ``source``; requests are stamped (received/rport)."""
         if isinstance(message, Request):
+            if not message.get_all("Via"):
+                return  # no response could be routed
             try:
                 vias = list(message.via)
-                if not vias:
-                    return
                 vias[0].stamp_source(source[0], source[1])
                 message.set_values("Via", [str(v) for v in vias])
-            except (SipParseError, ValueError):
+            except (SipParseError, ValueError, IndexError):
+                # A malformed Via: the user agent answers 400 to where it came from.
+                if self.deliver is not None:
+                    self.deliver(message, Peer(peer.transport, *source) if peer.transport == "udp"
+                                 else peer, peer.reliable)
                 return
             if peer.transport == "udp":
                 host, port = message.top_via.response_address()

@@ -37,7 +37,9 @@ from portaum_tx.sip.transaction import (
 )
 from portaum_tx.sip.transport import Peer, SipTransport, is_ip_literal
 from portaum_tx.sip.uri import SipURI, SipURIError, TelURI, URI, parse_uri
-from portaum_tx.sip.validate import check_request, check_session_timer, method_not_allowed
+from portaum_tx.sip.validate import (
+    ErrorResponse, check_request, check_session_timer, method_not_allowed,
+)
 
 log = Logger()
 
@@ -436,6 +438,14 @@ class InviteSession:
         if refresher is None:
             refresher = "uac" if "timer" in supported else "uas"
         self._we_refresh = refresher == "uas"  # we are the UAS of this request
+
+
+def _transaction_headers_usable(request: Request) -> bool:
+    try:
+        return None not in (request.top_via, request.cseq, request.to, request.from_,
+                            request.call_id)
+    except SipParseError:
+        return False
 
 
 async def _sleep(clock, seconds: float) -> None:
@@ -948,6 +958,12 @@ class UserAgent:
     # --- plumbing ---------------------------------------------------------------------------
 
     def receive(self, message, peer: Peer, reliable: bool) -> None:
+        if isinstance(message, Request) and message.method != "ACK" and \
+                not _transaction_headers_usable(message):
+            # The transaction layer cannot match it: answer statelessly (RFC 3261 8.2).
+            error = check_request(message, SUPPORTED) or ErrorResponse(400, "Bad Request")
+            self.send_direct(error.build(message, new_tag()), peer)
+            return
         self.layer.receive(message, peer, reliable)
 
     def _send(self, message, peer: Peer) -> None:
