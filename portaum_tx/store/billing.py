@@ -577,12 +577,19 @@ class BillingStore:
         return AccountBilling.from_row(account[0]), _customer(customer[0])
 
     async def get_funds(self, account_id: str) -> FundsSnapshot:
-        """Balances, limits and live reservations as they are now (no lock kept)."""
+        """Balances, limits and live reservations as they are now. Nothing is
+        locked: this is for showing and announcing, never for deciding."""
         now = self._now()
 
         async def read(txn):
-            account, customer = await self._lock(txn, account_id)
-            return await _snapshot(txn, account, customer, now)
+            rows = await txn.execute(_ACCOUNT_BILLING + " WHERE a.id = ?", (account_id,))
+            if not rows:
+                raise NotFound(f"no account {account_id}")
+            account = AccountBilling.from_row(rows[0])
+            customer = await txn.execute(
+                "SELECT id, name, balance, credit_limit FROM customers WHERE id = ?",
+                (account.customer_id,))
+            return await _snapshot(txn, account, _customer(customer[0]), now)
         return await self._db.run_interaction("get_funds", read)
 
     async def add_reservation(self, account_id: str,

@@ -447,3 +447,56 @@ class CallingApplicationInterfaceTests(BillingFixture):
         with self.assertRaises(UnknownAccount):
             await self.engine.register_account("4420000079", "4400000000", "66666666666")
         self.assertIsNone((await self.timed.billing.get_voucher("66666666666")).used_by)
+
+
+@on_both_engines
+class RandomWorkloadTests(BillingFixture):
+    async def test_mixed_concurrent_traffic_keeps_every_limit_and_the_books_balanced(self):
+        import random
+        generator = random.Random(20261122)
+        await self.timed.billing.set_customer_credit_limit(CUSTOMER, D("2.00"))
+        prepaid = await self.debit_account(balance="1.00")
+        payers = [prepaid.account_id, RACHEL, MARK, JAKE]
+        destinations = ["14155551234", "442071234567", "18005551212", "12065551000"]
+
+        async def one_call(payer, destination, outcome, seconds):
+            try:
+                grant = await self.engine.authorize(payer, destination, minimum_seconds=5)
+            except InsufficientFunds:
+                return
+            if outcome == "release":
+                await self.engine.release(grant)
+            else:
+                limit = grant.max_seconds if grant.max_seconds is not None else 600
+                await self.engine.charge(grant, min(seconds, limit + 20))
+
+        async def top_up():
+            await self.engine.top_up(prepaid.account_id, "0.25")
+
+        for _ in range(4):
+            work = []
+            for _ in range(12):
+                if generator.random() < 0.1:
+                    work.append(top_up())
+                else:
+                    work.append(one_call(generator.choice(payers), generator.choice(destinations),
+                                         generator.choice(["charge", "charge", "release"]),
+                                         generator.randrange(0, 900)))
+            await defer.gatherResults([defer.ensureDeferred(w) for w in work])
+            account = await self.engine.get_account(prepaid.account_id)
+            self.assertGreaterEqual(account.balance, D(0))
+            customer = await self.timed.billing.get_customer_billing(CUSTOMER)
+            self.assertLessEqual(customer.balance, D("2.00"))
+        # The books: every balance is its opening plus what its xDRs say.
+        for payer in payers:
+            account = await self.engine.get_account(payer)
+            history = await self.engine.history(account=payer)
+            moved = sum((x.charge for x in history), D(0))
+            expected = -moved if account.prepaid else moved
+            self.assertEqual(account.balance, expected, payer)
+            self.assertEqual(await self.timed.billing.get_reservations(payer), [])
+        office = await self.engine.history(customer=CUSTOMER)
+        customer = await self.timed.billing.get_customer_billing(CUSTOMER)
+        credit = {RACHEL, MARK, JAKE}
+        self.assertEqual(customer.balance,
+                         sum((x.charge for x in office if x.account_id in credit), D(0)))
