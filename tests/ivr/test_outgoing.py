@@ -109,3 +109,50 @@ class PlainCallTests(unittest.TestCase):
         self.assertEqual(result.xdr.leg, "B")
         self.assertEqual(result.xdr.access_number, "18005550000")
         self.assertEqual(call.played, [])
+
+
+class CutOffProperties(unittest.TestCase):
+    """Whatever the funds, the rate, the margin and how long the far end talks: the call is
+    charged for what was talked up to the cut, the charge fits the funds, and nothing stays
+    reserved."""
+
+    def test_cut_off(self):
+        from hypothesis import given, settings, strategies as st
+        from twisted.internet import defer
+
+        @settings(max_examples=60, deadline=None)
+        @given(cents=st.integers(1, 2000), price=st.sampled_from(["0.01", "0.06", "0.60", "1.99"]),
+               talk=st.integers(1, 20000), margin=st.integers(0, 120), warn=st.integers(0, 60))
+        def check(cents, price, talk, margin, warn):
+            clock = Clock()
+            ledger = Ledger()
+            balance = Decimal(cents) / 100
+            account = ledger.add("12345678901", balance=str(balance), rates=(("1", price),))
+            call = FakeCall(clock, calling="15550001111", called="18005550000")
+            call.dial_outcomes["12125551234"] = far_end(clock, "12125551234")
+            clock.callLater(call.ring_seconds + talk, call.dial_outcomes["12125551234"].remote_hangup, "far end")
+            options = call_options({"disconnect_call_before": str(margin),
+                                    "end_announce_time": str(warn)})
+            from portaum_tx.ivr import charging
+            results = []
+
+            async def go():
+                payer = await charging.find_account(ledger, account.id)
+                results.append(await call.run(Dialer(call, ledger, options).call_out(
+                    payer, "12125551234")))
+            defer.ensureDeferred(go())
+            self.assertEqual(len(results), 1)
+            [result] = results
+            authorized = ledger.authorizations[0].max_seconds if ledger.authorizations else 0
+            if result.outcome == "refused":
+                self.assertLessEqual(authorized, margin)
+                self.assertEqual(ledger.xdrs, [])
+            else:
+                limit = authorized - margin
+                self.assertEqual(result.seconds, min(talk, limit))
+                self.assertEqual(result.cut, talk > limit)
+                self.assertLessEqual(result.xdr.charge, balance)
+            self.assertEqual(ledger.open, {})
+            self.assertGreaterEqual(account.balance, 0)
+
+        check()
