@@ -35,8 +35,7 @@ from .. import passwords
 from ..store import AlreadyExists, NotFound
 from ..store.billing import (AccountBilling, CustomerBilling, FundsSnapshot, RateRecord,
                              ReservationPlan, VoucherUnavailable, XdrRecord)
-from .rating import (INTERNAL, ForbiddenDestinationError, InvalidRateError, MoneyInput, Rate,
-                     RatingError, max_duration, to_money)
+from .rating import INTERNAL, InvalidRateError, MoneyInput, Rate, max_duration, to_money
 from .translate import TranslationError, translate
 
 __all__ = [
