@@ -59,6 +59,7 @@ class Field:
     max_length: int = 1000
     nullable: bool = False
     max_items: int = 100
+    any_values: bool = False      # an object whose values are checked by the handler
 
     def schema(self) -> dict:
         schema: dict[str, Any] = {"type": self.type, "description": self.description}
@@ -68,7 +69,7 @@ class Field:
             schema["items"] = {"type": "string", "maxLength": self.max_length}
             schema["maxItems"] = self.max_items
         if self.type == "object":
-            schema["additionalProperties"] = {"type": "string"}
+            schema["additionalProperties"] = {} if self.any_values else {"type": "string"}
         if self.enum:
             schema["enum"] = list(self.enum)
         if self.nullable:
@@ -111,7 +112,12 @@ def validate_body(fields: Sequence[Field], data: Any) -> dict[str, Any]:
                 raise invalid(f"{field.name} has more than {field.max_items} items", field.name)
             if not all(isinstance(v, str) and len(v) <= field.max_length for v in value):
                 raise invalid(f"{field.name} must be a list of strings", field.name)
-        if field.type == "object":
+        if field.type == "object" and field.any_values:
+            if len(value) > field.max_items or not all(isinstance(k, str) and len(k) <= 64
+                                                       for k in value):
+                raise invalid(f"{field.name} must be an object of at most {field.max_items} members",
+                              field.name)
+        elif field.type == "object":
             if len(value) > field.max_items or not all(
                     isinstance(k, str) and isinstance(v, (str, int, float, bool))
                     and len(str(v)) <= field.max_length for k, v in value.items()):

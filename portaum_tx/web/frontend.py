@@ -16,6 +16,7 @@ from twisted.web import resource, server
 from ..server import PortSpec
 from .admin import ROUTES as ADMIN_ROUTES
 from .api import Router
+from .attendant import ROUTES as ATTENDANT_ROUTES
 from .dispatch import ApiResource
 from .health import HealthResource
 from .openapi import document
@@ -39,7 +40,7 @@ PAGE_HEADERS = {
 
 
 def all_routes() -> list:
-    return list(USER_ROUTES) + list(ADMIN_ROUTES)
+    return list(USER_ROUTES) + list(ATTENDANT_ROUTES) + list(ADMIN_ROUTES)
 
 
 class StaticFiles(resource.Resource):

@@ -575,3 +575,73 @@ class OpenApiTests(WebNodeTestCase):
                     "Content-Type") == "application/json" and response.body.startswith(b"{") else None
                 self.assertNotIn(code, ("no_route", "method_not_allowed"), (method, path, response))
                 self.assertNotEqual(response.status, 500, (method, path, response))
+
+
+@on_both_engines
+class AttendantTests(WebNodeTestCase):
+    @run
+    async def test_two_menus_with_a_night_period(self):
+        client = self.client()
+        await client.sign_in(ALICE, ALICE_PASSWORD)
+        start = await client.request("GET", "/api/v1/attendant")
+        self.assertEqual([m["name"] for m in start.json["menus"]], ["ROOT"])
+        self.assertIn("not_active", start.json["events"])
+        words = await client.request("GET", "/api/v1/attendant/period?text=" + quote("wd{mo-fr} hr{8am-4pm}"))
+        self.assertEqual(words.json["period"], "hr{8am-4pm} wd{mo-fr}")
+        self.assertIn("From 8:00am until 5:00pm", words.json["description"])
+        bad = await client.request("GET", "/api/v1/attendant/period?text=" + quote("hr{25}"))
+        self.assertEqual(bad.status, 400)
+        night = await client.request("POST", "/api/v1/attendant/menus",
+                                     {"name": "Night", "period": "hr{6pm-7am}"})
+        self.assertEqual(night.status, 201, night)
+        root = await client.request("PATCH", "/api/v1/attendant/menus/ROOT", {
+            "period": "hr{8am-4pm} wd{mo-fr}",
+            "events": {"not_active": {"action": "menu", "target": "Night"},
+                       "1": {"action": "transfer", "target": "1001", "play_before": True},
+                       "0": {"action": "transfer_extension", "max_digits": 3}}})
+        self.assertEqual(root.status, 200, root)
+        self.assertEqual(root.json["events"]["not_active"], {"action": "menu", "target": "Night"})
+        dangling = await client.request("PATCH", "/api/v1/attendant/menus/ROOT", {
+            "events": {"2": {"action": "menu", "target": "Lunch"}}})
+        self.assertEqual(dangling.status, 400)
+        self.assertIn("no menu 'Lunch'", dangling.json["error"]["message"])
+        in_use = await client.request("DELETE", "/api/v1/attendant/menus/Night")
+        self.assertEqual(in_use.status, 409)
+        from portaum_tx.ivr.attendant import AttendantBook
+        menus = {m.name: m for m in await AttendantBook(self.store).menus(ALICE)}
+        self.assertEqual(menus["ROOT"].period, "hr{8am-4pm} wd{mo-fr}")
+        self.assertEqual(menus["ROOT"].action_for("not_active").target, "Night")
+        self.assertEqual(menus["Night"].period, "hr{6pm-7am}")
+        prompt = await client.request("PUT", "/api/v1/attendant/menus/Night/prompts/intro",
+                                      raw=pcm16_to_mp3(tone(1.0)))
+        self.assertEqual(prompt.status, 200, prompt)
+        stored = await self.store.attendant.get_attendant_prompt(ALICE, "menu:Night", "intro")
+        self.assertEqual(read_au(stored)[0].encoding, 1)
+        # Bob's attendant is his own.
+        bob = self.client()
+        await bob.sign_in(BOB, BOB_PASSWORD)
+        self.assertEqual([m["name"] for m in (await bob.request("GET", "/api/v1/attendant")).json["menus"]],
+                         ["ROOT"])
+        self.assertEqual((await bob.request("GET", "/api/v1/attendant/menus/Night/prompts/intro")).status, 404)
+
+    @run
+    async def test_queues_and_directory(self):
+        client = self.client()
+        await client.sign_in(ALICE, ALICE_PASSWORD)
+        queue = await client.request("POST", "/api/v1/attendant/queues", {
+            "name": "support", "destination": "1002", "max_connected": 2})
+        self.assertEqual(queue.status, 201, queue)
+        bad = await client.request("POST", "/api/v1/attendant/queues", {"name": "x", "destination": "abc"})
+        self.assertEqual(bad.status, 400)
+        entry = await client.request("POST", "/api/v1/attendant/directory", {
+            "extension": "101", "first_name": "Rachel", "last_name": "Green"})
+        self.assertEqual(entry.status, 201, entry)
+        named = await client.request("PUT", "/api/v1/attendant/directory/101/name",
+                                     raw=pcm16_to_mp3(tone(0.8)))
+        self.assertEqual(named.status, 200)
+        listing = (await client.request("GET", "/api/v1/attendant")).json
+        self.assertEqual(listing["directory"][0]["name_recorded"], True)
+        self.assertEqual(listing["queues"][0]["max_connected"], 2)
+        nameless = await client.request("POST", "/api/v1/attendant/directory",
+                                        {"extension": "102", "last_name": "123"})
+        self.assertEqual(nameless.status, 400)
