@@ -175,3 +175,34 @@ class AttendantEndToEnd(unittest.TestCase):
         self.assertTrue(await john.process.wait_for(b"terminated", 10), john.output[-3000:])
         self.assertEqual(await caller.quit(), 0)
         self.assertEqual(await john.quit(), 0)
+
+    @defer.inlineCallbacks
+    def test_fax_tone_reaches_fax_reception(self):
+        yield defer.ensureDeferred(self._fax())
+
+    async def _fax(self):
+        from portaum_tx.fax import spandsp
+        from tests.fax.e2e_harness import CallingFax
+        from tests.fax.faxpeer import A4_ROWS_STANDARD, text_page, write_document
+        try:
+            spandsp.load_library()
+            missing = ""
+        except spandsp.FaxUnavailable as e:
+            missing = str(e)
+        require_peer("libspandsp", not missing, missing)
+        server = await self.server()
+        source = os.path.join(self.data_dir, "page.tif")
+        write_document(source, pages=[text_page(A4_ROWS_STANDARD)])
+        machine = CallingFax(source, t38=True)
+        self.addCleanup(lambda: defer.ensureDeferred(machine.close()))
+        await machine.call(server.port, ATTENDANT)
+        await self.finished
+        await sleep(0.3)
+        # The attendant answered with its intro; the CNG tone was the Fax event.
+        self.assertEqual(self.heard[0], "aa-welcome")
+        self.assertNotIn("no-input", self.heard)
+        mailbox = await self.mailboxes.open(ATTENDANT)
+        box = await mailbox.folder("INBOX")
+        infos = await mailbox.message_infos(box)
+        self.assertEqual([info.kind for info in infos], ["fax"])
+        self.assertEqual(machine.pages_sent, 1)
