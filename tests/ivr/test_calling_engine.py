@@ -58,11 +58,12 @@ class CallingEngineTests(StoreTestCase):
         self.router = Router(self.ivr_store, None, self.accounts, self.clock,
                              load_applications())
 
-    async def route_and_run(self, call):
+    async def route_and_run(self, call, engine_in_context=True):
         """What the SIP front end does with an INVITE: route it and run the application."""
         route = await self.router.route(call.called)
         context = self.router.context(route)
-        context.billing = self.billing
+        if engine_in_context:
+            context.billing = self.billing
         app = self.router.applications.get(route.application)
         try:
             await call.run(app(call, context, route.options), reactor)
@@ -167,3 +168,9 @@ class CallingEngineTests(StoreTestCase):
         again.on_prompt("enter-voucher", press="11122233344#")
         await self.route_and_run(again)
         self.assertEqual(again.played[:2], ["enter-voucher", "voucher-used"])
+
+    async def test_the_engine_over_the_routers_store_when_the_context_has_none(self):
+        await self.ivr_store.access_numbers.add_access_number("18885550003", "balance", {})
+        call = CallingFakeCall(self.clock, calling=MARK, called="18885550003")
+        await self.route_and_run(call, engine_in_context=False)
+        self.assertEqual(call.played, ["welcome", "your-balance-is", "10", "dollars", "goodbye"])

@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Optional
 
+from portaum_tx.billing.engine import BillingEngine
 from portaum_tx.billing.translate import TranslationError, TranslationRules, parse_rules
 from portaum_tx.ivr import charging
 from portaum_tx.ivr.apps import OptionError, apply_language_options, option_bool
@@ -57,9 +58,15 @@ BALANCE_OPTIONS = (
 
 
 def billing_of(context):
+    """The context's billing engine; without one, the engine over the context's store (it
+    keeps no state of its own, so one per call costs nothing)."""
     billing = getattr(context, "billing", None)
     if billing is None:
-        raise OptionError("calling applications need the billing engine, and none is configured")
+        store = getattr(context, "store", None)
+        if store is None or getattr(store, "billing", None) is None:
+            raise OptionError("calling applications need the billing engine, and this node's "
+                              "store has no billing tables")
+        billing = BillingEngine(store, context.clock)
     return billing
 
 
