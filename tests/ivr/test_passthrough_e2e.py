@@ -108,8 +108,8 @@ class PassThroughEndToEnd(unittest.TestCase):
                     call.called = decision.number
                 found = await router.route(call.called)
                 self.seen["application"] = found.application
+                # The router's own context: the application finds the engine over its store.
                 context = router.context(found)
-                context.billing = self.billing
                 app = router.applications.get(found.application)
                 await run_application(app, call, context, found.options, found.application)
             finally:
