@@ -74,8 +74,16 @@ def screenshot(driver, name: str) -> None:
 
 
 def wait(driver, condition, timeout: float = 15.0):
+    """Wait for ``condition``; on timeout the page's status line and console say why."""
+    from selenium.common.exceptions import TimeoutException
     from selenium.webdriver.support.ui import WebDriverWait
-    return WebDriverWait(driver, timeout, poll_frequency=0.1).until(condition)
+    try:
+        return WebDriverWait(driver, timeout, poll_frequency=0.1).until(condition)
+    except TimeoutException:
+        status = driver.execute_script(
+            "const s = document.getElementById('status'); return s && !s.hidden ? s.textContent : ''")
+        raise AssertionError(f"waited {timeout} s in vain; status: {status!r}; console: "
+                             f"{[e['message'] for e in driver.get_log('browser')]}") from None
 
 
 def visible(driver, css: str, timeout: float = 15.0):

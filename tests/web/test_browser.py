@@ -200,6 +200,80 @@ class SubscriberBrowserTests(BrowserTestCase):
         self.assertEqual((account.attachment_format, account.timezone), ("mp3", "Europe/Madrid"))
 
 
+class AttendantBrowserTests(BrowserTestCase):
+    def test_build_a_two_menu_attendant_with_a_night_period(self):
+        def run(driver):
+            from selenium.webdriver.support.ui import Select
+            self.sign_in(driver)
+            clickable(driver, "#nav a[data-nav=attendant]").click()
+            visible(driver, "#new-menu-name").send_keys("Night")
+            driver.find_element("css selector", "#new-menu button[type=submit]").click()
+            status_text(driver, "Menu Night added")
+            # ROOT: office hours built with the period builder, shown in words.
+            visible(driver, "#menu-ROOT #pb-ROOT-open").click()
+            Select(visible(driver, "#pb-ROOT-from")).select_by_visible_text("8am")
+            Select(driver.find_element("id", "pb-ROOT-until")).select_by_visible_text("5pm")
+            for day in ("mo", "tu", "we", "th", "fr"):
+                driver.find_element("id", f"pb-ROOT-wd-{day}").click()
+            driver.find_element("id", "pb-ROOT-replace").click()
+            self.assertEqual(driver.find_element("id", "period-ROOT").get_attribute("value"),
+                             "hr{8am-4pm} wd{mo-fr}")
+            wait(driver, lambda d: "From 8:00am until 5:00pm" in d.find_element("id", "period-words-ROOT").text)
+            self.assertIn("Monday-Friday", driver.find_element("id", "period-words-ROOT").text)
+            root = driver.find_element("id", "menu-ROOT")
+            Select(root.find_element("name", "action-not_active")).select_by_value("menu")
+            root.find_element("name", "target-not_active").send_keys("Night")
+            Select(root.find_element("name", "action-1")).select_by_value("transfer")
+            root.find_element("name", "target-1").send_keys("1001")
+            Select(root.find_element("name", "action-0")).select_by_value("transfer_extension")
+            root.find_element("name", "digits-0").send_keys("3")
+            root.find_element("id", "save-ROOT").click()
+            status_text(driver, "Menu ROOT saved")
+            # Night: from 6pm until 8am, typed as text and read back by the builder.
+            period = visible(driver, "#period-Night")
+            period.send_keys("hr{6pm-7am}")
+            wait(driver, lambda d: "From 6:00pm until 8:00am" in d.find_element("id", "period-words-Night").text)
+            night = driver.find_element("id", "menu-Night")
+            Select(night.find_element("name", "action-0")).select_by_value("transfer_voicemail")
+            night.find_element("id", "save-Night").click()
+            status_text(driver, "Menu Night saved")
+            visible(driver, "#menu-Night #pb-Night-open").click()
+            self.assertEqual(Select(visible(driver, "#pb-Night-from")).first_selected_option.text, "6pm")
+            self.assertEqual(Select(driver.find_element("id", "pb-Night-until")).first_selected_option.text, "8am")
+            # A wrong period is refused with the parser's own words.
+            period = driver.find_element("id", "period-Night")
+            period.clear()
+            period.send_keys("hr{25}")
+            wait(driver, lambda d: "error-text" in d.find_element("id", "period-words-Night").get_attribute("class"))
+            period.clear()
+            period.send_keys("hr{6pm-7am}")
+            driver.execute_script("document.getElementById('menu-ROOT').scrollIntoView()")
+            screenshot(driver, "attendant")
+            # the one refusal expected: hr{25} checked while it was typed
+            self.assertEqual([e for e in console_errors(driver) if "/attendant/period?" not in e], [])
+        return self.scenario(run).addCallback(lambda _: defer.ensureDeferred(self._attendant_saved()))
+
+    async def _attendant_saved(self):
+        from portaum_tx.ivr.attendant import AttendantBook
+        menus = {m.name: m for m in await AttendantBook(self.store).menus(ALICE)}
+        self.assertEqual(sorted(menus), ["Night", "ROOT"])
+        root, night = menus["ROOT"], menus["Night"]
+        self.assertEqual(root.period, "hr{8am-4pm} wd{mo-fr}")
+        self.assertEqual((root.action_for("not_active").action, root.action_for("not_active").target),
+                         ("menu", "Night"))
+        self.assertEqual((root.action_for("1").action, root.action_for("1").target), ("transfer", "1001"))
+        self.assertEqual((root.action_for("0").action, root.action_for("0").max_digits),
+                         ("transfer_extension", 3))
+        self.assertEqual(night.period, "hr{6pm-7am}")
+        self.assertEqual(night.action_for("0").action, "transfer_voicemail")
+        import datetime as dt
+        tuesday_night = dt.datetime(2026, 3, 3, 22, 0, tzinfo=dt.timezone.utc)
+        tuesday_morning = dt.datetime(2026, 3, 3, 10, 0, tzinfo=dt.timezone.utc)
+        self.assertFalse(root.is_active(tuesday_night, "UTC"))
+        self.assertTrue(night.is_active(tuesday_night, "UTC"))
+        self.assertTrue(root.is_active(tuesday_morning, "UTC"))
+
+
 class PhoneBrowserTests(BrowserTestCase):
     width, height = 390, 844
 

@@ -23,6 +23,7 @@
       compose: () => composeView(new URLSearchParams(location.hash.split("?")[1] || "")),
       settings: settingsView,
       greetings: greetingsView,
+      attendant: () => Portaum.attendantView(),
     }[view.split("?")[0]] || (() => folderView("INBOX"));
     Promise.resolve(go()).catch(fail).finally(() => main.focus());
   }

@@ -106,7 +106,7 @@ const Portaum = (() => {
   function enc(value) { return encodeURIComponent(value); }
 
   function show(main, ...children) {
-    main.replaceChildren(...children);
+    main.replaceChildren(...children.flat().filter((c) => c !== null && c !== undefined));
   }
 
   function field(label, input, help) {
