@@ -87,9 +87,7 @@ class SipSignalling:
                          destination=destination, why=exc)
             else:
                 if 200 <= status < 300:
-                    await invite.hangup()
-                    if self.call is not None:
-                        self.call.remote_hangup("transferred")
+                    await self._leave()
                     return
                 raise TransferFailed("transfer to %s failed with %d" % (destination, status))
             finally:
@@ -105,9 +103,17 @@ class SipSignalling:
         finally:
             if not leg.is_hungup:
                 await leg.hangup()
-        if self.call is not None and not self.call.is_hungup:
-            await self.hangup()
-            self.call.remote_hangup("transferred")
+        if not self.invite.is_ended:
+            await self._leave()
+
+    async def _leave(self) -> None:
+        """BYE to the caller once the transfer is done; the Call ends itself as
+        "transferred", so the BYE is not reported to it as a hang-up."""
+        if self.call is not None:
+            if self.call._signalling_ended in self.invite.on_ended:
+                self.invite.on_ended.remove(self.call._signalling_ended)
+            self.call._detach()   # nor is the media closing with it
+        await self.invite.hangup()
 
 
 class SipCall(MediaCall):

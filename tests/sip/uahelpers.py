@@ -205,3 +205,33 @@ class FakeEvents:
 class FakeStore:
     def __init__(self):
         self.subscriptions = MemorySubscriptions()
+
+
+class _FakePort:
+    def __init__(self):
+        self.sent = []
+
+    def write(self, data, addr=None):
+        self.sent.append((data, addr))
+
+    def stopListening(self):
+        pass
+
+    def loseConnection(self):
+        pass
+
+
+class RtpMedia:
+    """Real RTP sessions on a media clock over task.Clock, on fake sockets."""
+
+    def __init__(self, clock):
+        from portaum_tx.rtp.clock import MediaClock
+        self.media_clock = MediaClock(clock)
+        self.sessions = []
+
+    def create_session(self):
+        from portaum_tx.rtp.session import RtpSession
+        session = RtpSession(self.media_clock, dead_peer_timeout=None)
+        session.attach_transports(_FakePort(), _FakePort(), 40000 + 2 * len(self.sessions))
+        self.sessions.append(session)
+        return session
