@@ -73,6 +73,10 @@ class StaticFiles(resource.Resource):
         request.setHeader(b"cache-control", b"no-cache")
         return self._cache[name]
 
+    def render_HEAD(self, request):
+        self.render_GET(request)
+        return b""
+
     def _missing(self, request):
         request.setResponseCode(404)
         request.setHeader(b"content-type", b"text/plain; charset=utf-8")

@@ -455,6 +455,25 @@ class GreetingTests(WebNodeTestCase):
         self.assertEqual(chosen.json["greeting"], "personal")
 
     @run
+    async def test_voicemail_deposit_plays_the_uploaded_greeting(self):
+        """The contract with the IVR: what the web stores is what deposit plays."""
+        import types
+        from portaum_tx.ivr.apps.voicemail import greeting_items
+        client = self.client()
+        await client.sign_in(ALICE, ALICE_PASSWORD)
+        await client.request("PUT", "/api/v1/greetings/unavailable", raw=pcm16_to_mp3(tone(2.0, 600)))
+        await client.request("PATCH", "/api/v1/settings", {"greeting": "personal"})
+        account = await self.store.accounts.get_account(ALICE)
+        context = types.SimpleNamespace(store=self.store)
+        [audio] = await greeting_items(None, context, account, "no-answer", ALICE)
+        self.assertEqual(audio.label, "greeting-unavailable")
+        self.assertLess(abs(audio.duration - 2.0), 0.15)
+        stored = await self.store.accounts.get_greeting(ALICE, "unavailable")
+        self.assertEqual(len(audio.pcm), len(stored))  # every byte is a sample: no header played
+        spectrum = abs(np.fft.rfft(audio.pcm[4000:12000].astype(float)))
+        self.assertLess(abs(int(spectrum.argmax()) - 600), 5)
+
+    @run
     async def test_not_audio_is_refused(self):
         client = self.client()
         await client.sign_in(ALICE, ALICE_PASSWORD)
