@@ -103,7 +103,10 @@ def option_text(options: dict, name: str, default: str = "") -> str:
 
 def option_int(options: dict, name: str, default: int, minimum: int = 0,
                maximum: int = 86400) -> int:
-    return int(option_number(options, name, default, minimum, maximum, integer=True))
+    try:
+        return int(option_number(options, name, default, minimum, maximum, integer=True))
+    except OverflowError:  # an infinite float given as a count
+        raise OptionError(f"option {name} must be an integer, got {options.get(name)!r}") from None
 
 
 def call_options(options: dict) -> CallOptions:

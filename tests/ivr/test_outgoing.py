@@ -156,3 +156,35 @@ class CutOffProperties(unittest.TestCase):
             self.assertGreaterEqual(account.balance, 0)
 
         check()
+
+
+class OptionFuzz(unittest.TestCase):
+    """Any text an operator may type as an option value either parses or is refused with an
+    OptionError naming the option."""
+
+    def test_option_values(self):
+        from hypothesis import given, settings, strategies as st
+        from portaum_tx.ivr.apps._calling import login_options, low_balance_mode, translation_rule
+        from portaum_tx.ivr.apps.credit_card import minimum_sum
+        from portaum_tx.ivr.apps.voucher import voucher_lengths
+
+        names = ["announce_time", "seconds_rounding_mode", "end_announce_time",
+                 "end_announce_type", "disconnect_call_before", "maximum_dial_attempts",
+                 "music_on_hold_class", "ani_authentication", "minimum_card_length",
+                 "maximum_card_length", "maximum_login_attempts", "minimum_password_length",
+                 "check_low_balance", "ani_translation_rule", "minimum_sum",
+                 "minimum_voucher_length"]
+        parsers = [call_options, login_options, low_balance_mode, minimum_sum, voucher_lengths,
+                   lambda o: translation_rule(o, "ani_translation_rule")]
+
+        @settings(max_examples=300, deadline=None)
+        @given(name=st.sampled_from(names),
+               value=st.one_of(st.text(max_size=20), st.integers(-5, 100), st.booleans(),
+                               st.none(), st.floats(allow_nan=True)))
+        def check(name, value):
+            for parse in parsers:
+                try:
+                    parse({name: value})
+                except OptionError as e:
+                    self.assertIn(name, str(e))
+        check()
