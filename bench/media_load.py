@@ -539,6 +539,22 @@ def run_one(args, calls: int) -> dict:
     }
 
 
+def prioritise(nice: int) -> None:
+    """Run this generator and the server it starts ahead of other work on the machine.
+    With autogroup scheduling, nice only ranks tasks inside one session, so the
+    benchmark gets a session of its own and that session's autogroup gets the nice."""
+    try:
+        os.setsid()
+    except OSError:
+        pass  # already a session leader
+    try:
+        with open("/proc/self/autogroup", "w") as f:
+            f.write(str(nice))
+    except OSError:
+        pass
+    os.nice(nice)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", default="1000", help="comma-separated session counts, one run each")
@@ -566,7 +582,7 @@ def main():
     args = parser.parse_args()
     os.sched_setaffinity(0, {args.load_core})
     if args.nice:
-        os.nice(args.nice)
+        prioritise(args.nice)
     for count in [int(c) for c in args.calls.split(",")]:
         figures = run_one(args, count)
         print(json.dumps(figures), flush=True)

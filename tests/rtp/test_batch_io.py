@@ -2,6 +2,7 @@
 
 import errno
 import random
+import select
 import socket
 
 import numpy as np
@@ -17,6 +18,9 @@ from portaum_tx.rtp.session import MediaParams, PortAllocator, RtpSession
 from tests.rtp.fakes import PEER, FakeDatagramTransport, FakeUdpReactor
 
 
+SOCKETS = {}  # fd -> FakeSocket, for FakePoller
+
+
 class FakeSocket:
     """A non-blocking datagram socket with queued input."""
 
@@ -25,6 +29,11 @@ class FakeSocket:
         self.family = family
         self.queue = []
         self.reads = 0
+        self.fd = 1000 + len(SOCKETS)
+        SOCKETS[self.fd] = self
+
+    def fileno(self):
+        return self.fd
 
     def recvfrom(self, size):
         self.reads += 1
@@ -37,6 +46,27 @@ class FakeSocket:
 
     def sendto(self, data, addr):
         self.transport.write(data, addr)
+
+
+class FakePoller:
+    """epoll over FakeSockets: ready while a socket's queue holds something."""
+
+    def __init__(self):
+        self.registered = {}
+        self.polls = 0
+
+    def register(self, fd, mask):
+        assert fd not in self.registered, "registered twice"
+        self.registered[fd] = mask
+
+    def unregister(self, fd):
+        del self.registered[fd]
+
+    def poll(self, timeout=-1, maxevents=-1):
+        assert timeout == 0, "the tick must never block"
+        self.polls += 1
+        ready = [(fd, select.EPOLLIN) for fd in self.registered if SOCKETS[fd].queue]
+        return ready[:maxevents] if maxevents > 0 else ready
 
 
 class ReadableTransport(FakeDatagramTransport):
@@ -91,7 +121,7 @@ class Frames:
 class Rig:
     def __init__(self, max_reads=16):
         self.clock = Clock()
-        self.media = BatchedMediaClock(self.clock, max_reads=max_reads)
+        self.media = BatchedMediaClock(self.clock, max_reads=max_reads, poller=FakePoller)
         self.reactor = ReadableReactor()
         self.allocator = PortAllocator(self.reactor, (20000, 20999), "127.0.0.1")
         self.media.start()
@@ -125,15 +155,17 @@ class BatchedMediaClockTests(unittest.TestCase):
         for index, pcm in enumerate(audio):
             np.testing.assert_array_equal(pcm, PCMU.decode(speech_frame(index)))
 
-    def test_each_tick_reads_until_the_socket_is_empty(self):
+    def test_each_tick_reads_what_is_waiting_and_never_an_empty_socket(self):
         rig = Rig()
-        session = rig.session()
+        session, idle = rig.session(), rig.session()
         sock = session._rtp_transport.socket
         sock.queue.extend(packets(2))
         rig.tick()
-        self.assertEqual(sock.reads, 3)  # two packets and the empty read
+        self.assertEqual(session.packets_received, 2)
+        self.assertEqual(sock.reads, 2)
         rig.tick()
-        self.assertEqual(sock.reads, 4)  # nothing new: one empty read
+        self.assertEqual(sock.reads, 2)
+        self.assertEqual(idle._rtp_transport.socket.reads, 0)
 
     def test_a_flooded_port_gives_up_the_rest_of_its_queue_until_the_next_tick(self):
         rig = Rig(max_reads=5)
@@ -211,7 +243,8 @@ class BatchedMediaEngineTests(unittest.TestCase):
     def test_rtp_ports_leave_the_reactor_and_rtcp_ports_stay(self):
         reactor = ReadableReactor()
         reactor.clock = Clock()
-        engine = BatchedMediaEngine(reactor, port_range=(30000, 30009), interface="127.0.0.1")
+        engine = BatchedMediaEngine(reactor, port_range=(30000, 30009), interface="127.0.0.1",
+                                    poller=FakePoller)
         self.assertIsInstance(engine.media_clock, BatchedMediaClock)
         session = engine.create_session()
         self.assertFalse(session._rtp_transport.reading)
@@ -226,3 +259,77 @@ class BatchedMediaEngineTests(unittest.TestCase):
         self.assertTrue(session._rtp_transport.rtp())
         engine.stop()
         self.assertFalse(session._rtp_transport.listening)
+        self.assertEqual(engine.media_clock._poller.registered, {})
+
+
+class SocketReactor:
+    """Real UDP ports on loopback, a task.Clock for time, and a record of which
+    descriptors the reactor would be watching; nothing runs the global reactor."""
+
+    def __init__(self):
+        self.clock = Clock()
+        self.readers = set()
+
+    def listenUDP(self, port, protocol, interface="", maxPacketSize=8192):
+        from twisted.internet import udp
+        listening = udp.Port(port, protocol, interface, maxPacketSize, reactor=self)
+        listening.startListening()
+        return listening
+
+    def addReader(self, reader):
+        self.readers.add(reader)
+
+    def removeReader(self, reader):
+        self.readers.discard(reader)
+
+    def addWriter(self, writer):
+        pass
+
+    def removeWriter(self, writer):
+        pass
+
+    def seconds(self):
+        return self.clock.seconds()
+
+    def callLater(self, *args, **kwargs):
+        return self.clock.callLater(*args, **kwargs)
+
+
+class LoopbackTests(unittest.TestCase):
+    """The real epoll path over real sockets (loopback delivers during sendto, so
+    what was sent is waiting when the tick runs)."""
+
+    def test_packets_sent_to_the_session_port_are_read_by_the_tick(self):
+        reactor = SocketReactor()
+        engine = BatchedMediaEngine(reactor, port_range=(46000, 46999), interface="127.0.0.1")
+        peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.addCleanup(peer.close)
+        peer.bind(("127.0.0.1", 0))
+        peer.setblocking(False)
+        session = engine.create_session()
+        self.addCleanup(engine.stop)
+        self.assertNotIn(session._rtp_transport, reactor.readers)
+        self.assertIn(session._rtcp_transport, reactor.readers)
+        session.configure(MediaParams(peer.getsockname(), telephone_event_pt=None))
+        session.start()
+        engine.start()
+        stream = packets(5)
+        for data, _ in stream[:3]:
+            peer.sendto(data, ("127.0.0.1", session.local_port))
+        reactor.clock.advance(0.020)
+        self.assertEqual(session.packets_received, 3)
+        self.assertEqual(session.remote_address, peer.getsockname())  # latched
+        for data, _ in stream[3:]:
+            peer.sendto(data, ("127.0.0.1", session.local_port))
+        reactor.clock.advance(0.020)
+        self.assertEqual(session.packets_received, 5)
+        self.assertEqual(engine.media_clock.packets_read, 5)
+        sent = []
+        while True:
+            try:
+                sent.append(peer.recv(2048))
+            except BlockingIOError:
+                break
+        self.assertEqual(len(sent), 2)  # one packet per tick back to the peer
+        session.close("hangup")
+        self.assertEqual(engine.media_clock._readers, {})
