@@ -199,7 +199,8 @@ class Dialer:
     """
 
     def __init__(self, call, billing, options: CallOptions, *, session_id: Optional[str] = None,
-                 caller_id: Optional[str] = None, dnis: Optional[str] = None):
+                 caller_id: Optional[str] = None, dnis: Optional[str] = None,
+                 access_code: Optional[str] = None):
         self.call = call
         self.billing = billing
         self.options = options
@@ -208,6 +209,9 @@ class Dialer:
         #: The access number the session came in on: xDRs name it, and the announcement
         #: tariff is the product's ANNOUNCE<dnis> access code.
         self.dnis = dnis if dnis is not None else call.called
+        #: The access code legs present to billing unless told otherwise: the access number,
+        #: which selects the product's tariff for calls through it.
+        self.access_code = access_code
         self.attempts = 0
         self.results: list[LegResult] = []
         self._warned_missing: set[str] = set()
@@ -218,11 +222,12 @@ class Dialer:
 
     async def authorize(self, account, destination: str, access_code: Optional[str] = None):
         """The billing authorization, or a :class:`charging.Refused`."""
-        announce_code = (f"{ANNOUNCE}{self.dnis}"
+        announce_code = (f"{ANNOUNCE}{self.access_code or self.dnis}"
                          if self.options.announce_time and self.options.use_announcement_tariff
                          else None)
         return await charging.authorize(self.billing, account, destination,
-                                        access_code=access_code, announce_code=announce_code,
+                                        access_code=access_code or self.access_code,
+                                        announce_code=announce_code,
                                         session_id=self.session_id)
 
     async def call_out(self, account, destination: str, *,

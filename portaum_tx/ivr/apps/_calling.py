@@ -70,6 +70,14 @@ def billing_of(context):
     return billing
 
 
+def access_code_of(call, context) -> str:
+    """The access code a session's legs present to billing: the access number (its pattern,
+    such as ``AD%``, for a prefix number), so that the product's accessibility list can give
+    calls through it their own tariff."""
+    pattern = getattr(getattr(context, "access_number", None), "pattern", None)
+    return pattern or call.called
+
+
 def translation_rule(options: dict, name: str) -> Optional[TranslationRules]:
     text = option_text(options, name)
     if not text:

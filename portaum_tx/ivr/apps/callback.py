@@ -39,7 +39,7 @@ from portaum_tx.ivr import charging
 from portaum_tx.ivr.apps import OptionError, application, option_bool
 from portaum_tx.ivr.apps._calling import (
     ANI_RULE_OPTION, BALANCE_OPTIONS, CARD_OPTIONS, FIRST_DIGIT_TIMEOUT, INTER_DIGIT_TIMEOUT,
-    LANGUAGE_OPTIONS, WELCOME_OPTION, announce_balance, ask_card, billing_of, destination_loop,
+    LANGUAGE_OPTIONS, WELCOME_OPTION, access_code_of, announce_balance, ask_card, billing_of, destination_loop,
     login_options, low_balance_mode, set_languages, translated, translation_rule,
 )
 from portaum_tx.ivr.apps.voucher import voucher_lengths
@@ -97,8 +97,8 @@ class CallbackPlan:
     callback_number: str
     payer: Optional[charging.Payer]
     login_options: object
-    lega_code: Optional[str]
-    legb_code: Optional[str]
+    lega_code: str
+    legb_code: str
     fake_account: Optional[str]
     auto_registration: bool
     etalon_account: str
@@ -108,8 +108,10 @@ class CallbackPlan:
     session_id: str
 
 
-def _access_code(prefix: str, access_number: str) -> Optional[str]:
-    return f"{prefix}{access_number}" if prefix else None
+def _access_code(prefix: str, access_code: str) -> str:
+    """``LEG_A`` and 18005550100 give ``LEG_A18005550100``; without a prefix the legs
+    present the access number itself."""
+    return f"{prefix}{access_code}"
 
 
 @application("callback")
@@ -128,8 +130,10 @@ async def callback(call, context, options: dict) -> None:
         options=options, calls=call_options(options), mode=mode, access_number=call.called,
         callback_number=translated(dial_rule, call.calling) if call.calling else "",
         payer=None, login_options=login_options(options),
-        lega_code=_access_code(option_text(options, "lega_cld_prefix"), call.called),
-        legb_code=_access_code(option_text(options, "legb_cld_prefix"), call.called),
+        lega_code=_access_code(option_text(options, "lega_cld_prefix"),
+                               access_code_of(call, context)),
+        legb_code=_access_code(option_text(options, "legb_cld_prefix"),
+                               access_code_of(call, context)),
         fake_account=(option_text(options, "fake_account") or call.called)
         if option_bool(options, "use_fake_account", False) else None,
         auto_registration=auto_registration, etalon_account=etalon,

@@ -11,8 +11,8 @@ from __future__ import annotations
 from portaum_tx.ivr import charging
 from portaum_tx.ivr.apps import application, option_bool
 from portaum_tx.ivr.apps._calling import (
-    ANI_RULE_OPTION, LANGUAGE_OPTIONS, WELCOME_OPTION, IncomingLeg, billing_of, set_languages,
-    translated, translation_rule,
+    ANI_RULE_OPTION, LANGUAGE_OPTIONS, WELCOME_OPTION, IncomingLeg, access_code_of, billing_of,
+    set_languages, translated, translation_rule,
 )
 from portaum_tx.ivr.apps.passthrough import destination_of
 from portaum_tx.ivr.outgoing import CALL_OPTIONS, Dialer, call_options, play_leg_outcome
@@ -39,10 +39,11 @@ async def one_stage(call, context, options: dict) -> None:
     if payer is None:
         await call.play(["not-authorized", "goodbye"])
         return
-    incoming = IncomingLeg(call, billing, session_id=call.call_id)
+    code = access_code_of(call, context)
+    incoming = IncomingLeg(call, billing, access_code=code, session_id=call.call_id)
     await incoming.start(payer)
     try:
-        dialer = Dialer(call, billing, calls, session_id=call.call_id)
+        dialer = Dialer(call, billing, calls, session_id=call.call_id, access_code=code)
         result = await dialer.call_out(payer, destination)
         await play_leg_outcome(call, result)
     finally:

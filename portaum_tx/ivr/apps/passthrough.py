@@ -33,8 +33,8 @@ from typing import Optional
 from portaum_tx.ivr import charging
 from portaum_tx.ivr.apps import application, option_bool
 from portaum_tx.ivr.apps._calling import (
-    FIRST_DIGIT_TIMEOUT, INTER_DIGIT_TIMEOUT, LANGUAGE_OPTIONS, IncomingLeg, billing_of,
-    set_languages,
+    FIRST_DIGIT_TIMEOUT, INTER_DIGIT_TIMEOUT, LANGUAGE_OPTIONS, IncomingLeg, access_code_of,
+    billing_of, set_languages,
 )
 from portaum_tx.ivr.outgoing import (
     CALL_OPTIONS, Dialer, call_options, option_int, play_leg_outcome,
@@ -108,7 +108,8 @@ async def pass_through(call, context, options: dict) -> None:
         await call.reject(403 if caller is None else 404)
         return
     await call.answer()
-    incoming = IncomingLeg(call, billing, session_id=call.call_id)
+    code = access_code_of(call, context)
+    incoming = IncomingLeg(call, billing, access_code=code, session_id=call.call_id)
     await incoming.start(caller)
     try:
         payer = caller
@@ -120,7 +121,7 @@ async def pass_through(call, context, options: dict) -> None:
             if bill_code_owner:
                 payer = owner
                 set_languages(call, options, owner)
-        dialer = Dialer(call, billing, calls, session_id=call.call_id)
+        dialer = Dialer(call, billing, calls, session_id=call.call_id, access_code=code)
         result = await dialer.call_out(payer, destination)
         if result.outcome == "refused":
             await call.play(["pt-call-not-authorized"])

@@ -12,7 +12,7 @@ from __future__ import annotations
 from portaum_tx.ivr.apps import application, option_bool
 from portaum_tx.ivr.apps._calling import (
     ANI_RULE_OPTION, BALANCE_OPTIONS, CARD_OPTIONS, LANGUAGE_OPTIONS, PASSWORD_OPTIONS,
-    WELCOME_OPTION, IncomingLeg, announce_balance, authenticate_caller, billing_of,
+    WELCOME_OPTION, IncomingLeg, access_code_of, announce_balance, authenticate_caller, billing_of,
     destination_loop, login_options, low_balance_mode, set_languages,
 )
 from portaum_tx.ivr.outgoing import CALL_OPTIONS, Dialer, call_options, play_leg_outcome
@@ -58,7 +58,8 @@ async def prepaid(call, context, options: dict) -> None:
     if payer is None:
         return
     set_languages(call, options, payer)
-    incoming = IncomingLeg(call, billing, session_id=session_id)
+    code = access_code_of(call, context)
+    incoming = IncomingLeg(call, billing, access_code=code, session_id=session_id)
     await incoming.start(payer)
     try:
         if low_balance == "disconnect" and payer.low_balance:
@@ -69,7 +70,7 @@ async def prepaid(call, context, options: dict) -> None:
             return
         if option_bool(options, "announce_balance", False):
             await announce_balance(call, payer)
-        dialer = Dialer(call, billing, calls, session_id=session_id)
+        dialer = Dialer(call, billing, calls, session_id=session_id, access_code=code)
         if redirect and payer.associated_number:
             result = await dialer.call_out(payer, payer.associated_number)
             await play_leg_outcome(call, result)
