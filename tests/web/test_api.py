@@ -289,8 +289,19 @@ class MailboxTests(WebNodeTestCase):
 
     @run
     async def test_fax_pages_and_pdf(self):
+        await self._fax_pages((("fax", 2),))
+
+    @run
+    async def test_pdf_fax_pages_need_poppler(self):
+        import shutil
+        from tests.support import require_peer
+        require_peer("pdftoppm", shutil.which("pdftoppm") is not None,
+                     "apt-get install poppler-utils (page images of faxes kept as PDF)")
+        await self._fax_pages((("pdf_fax", 1),))
+
+    async def _fax_pages(self, cases):
         client = await self.signed_in()
-        for key, pages in (("fax", 2), ("pdf_fax", 1)):
+        for key, pages in cases:
             uid = self.uids[key]
             detail = await client.request("GET", f"/api/v1/folders/INBOX/messages/{uid}")
             self.assertEqual(detail.json["pages"], pages, detail)

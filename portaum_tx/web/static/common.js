@@ -74,7 +74,17 @@ const Portaum = (() => {
   function clearStatus() {
     if (Date.now() - saidAt > 1500) document.getElementById("status").hidden = true;
   }
-  function fail(error) { say(error.message || String(error), true); }
+  /* Says what went wrong; when the API names the field, that input is marked and focused. */
+  function fail(error) {
+    say(error.message || String(error), true);
+    for (const marked of document.querySelectorAll("#main [aria-invalid='true']")) {
+      marked.removeAttribute("aria-invalid");
+    }
+    if (error.field) {
+      const input = document.querySelector(`#main [name="${CSS.escape(error.field)}"]`);
+      if (input) { input.setAttribute("aria-invalid", "true"); input.focus(); }
+    }
+  }
 
   /* Dates are shown in the subscriber's own time zone (a setting), not the browser's. */
   let zone;
