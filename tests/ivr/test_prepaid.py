@@ -323,3 +323,15 @@ class PrepaidTests(CallingCase, unittest.TestCase):
         await self.run_app(call)
         self.assertEqual([(x.destination, x.seconds) for x in self.ledger.xdrs[:2]],
                          [(DEST, 10), ("13105550000", 20)])
+
+    async def test_access_number_selects_its_tariff(self):
+        from portaum_tx.billing.rating import Rate, Tariff
+        self.ledger.access_tariffs["18005550000"] = Tariff([Rate("1", Decimal("0.30"), 1, 1)])
+        call = self.card_caller()
+        call.on_prompt("enter-destination", press=DEST + "#")
+        self.destination(call, DEST, talk=60)
+        call.hang_up_on_prompt("pp-another-call")
+        await self.run_app(call)
+        leg_b, leg_a = self.ledger.xdrs
+        self.assertEqual((leg_b.access_code, leg_b.charge), ("18005550000", Decimal("0.30000")))
+        self.assertEqual(leg_a.access_code, "18005550000")
