@@ -121,6 +121,12 @@ async def authorize(billing, payer: Payer, destination: str, *, access_code: Opt
                       str(error)) from None
 
 
+async def is_paid_call(billing, payer: Payer, destination: str) -> bool:
+    """A toll call: neither internal (another account of the customer) nor toll-free."""
+    call_class = await billing.classify(payer.id, destination)
+    return call_class.value not in ("internal", "toll-free")
+
+
 def max_seconds(authorization) -> Optional[int]:
     return authorization.max_seconds
 

@@ -142,6 +142,18 @@ class Ledger:
             raise billing_engine.AuthenticationFailed()
         return account
 
+    async def classify(self, account_id, destination, access_code=None):
+        account = self.accounts[account_id]
+        other = await self.find_account(destination)
+        if other is not None and other.customer == account.customer:
+            return billing_engine.CallClass.INTERNAL
+        rate = account.tariff.find_rate(destination)
+        if rate is None or rate.forbidden:
+            return billing_engine.CallClass.REFUSED
+        if rate.price_per_minute == 0:
+            return billing_engine.CallClass.TOLL_FREE
+        return billing_engine.CallClass.TOLL
+
     async def check_service_password(self, account_id, password):
         stored = self.accounts[account_id].service_password
         return not stored or stored == password

@@ -142,6 +142,15 @@ class PassThroughTests(CallingCase, unittest.TestCase):
         self.assertEqual(toll.seconds, 30)
         self.assertEqual([items for _, items in call.announced], [["beep"]])
 
+    async def test_toll_free_and_internal_calls_need_no_code(self):
+        for number in ("18005550000", RACHEL):
+            call = self.marks_call(number)
+            self.destination(call, number, talk=10)
+            await self.run_passthrough(call)
+            self.assertEqual(call.played, [])
+            self.assertEqual([d for _, what, d in call.events if what == "dial"], [number])
+        self.assertEqual({x.account_id for x in self.ledger.xdrs}, {MARK})
+
     def test_auth_id(self):
         self.assertEqual(auth_id("4545", ASSOCIATED, True), "1206555#4545")
         self.assertEqual(auth_id("4545", ASSOCIATED, False), "4545")

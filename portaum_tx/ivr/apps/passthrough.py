@@ -11,7 +11,8 @@ Options (the seed's IVR Settings):
 
 ``authorize_paid_calls`` (yes)
     Ask for the code before a paid call; off, the call is put through on the phone owner's
-    account without a code.
+    account without a code. Internal and toll-free calls never need one (they do not reach
+    the IVR, see :func:`outgoing_route`; should one come all the same, it is put through).
 ``use_associated_number`` (yes)
     The auth ID is the calling account's associated number, ``#`` and the code; off, the
     code alone names the account (an alias equal to the code).
@@ -113,7 +114,7 @@ async def pass_through(call, context, options: dict) -> None:
     await incoming.start(caller)
     try:
         payer = caller
-        if authorize_paid:
+        if authorize_paid and await charging.is_paid_call(billing, caller, destination):
             owner = await ask_code(call, billing, caller, attempts=attempts, max_length=max_length,
                                    use_associated_number=use_associated)
             if owner is None:
