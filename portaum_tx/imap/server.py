@@ -67,7 +67,7 @@ class Selected:
     folder: Any
     writable: bool
     uids: list[int]
-    state: dict[int, tuple[int, tuple[str, ...]]]   # uid -> (flag bits, keywords)
+    infos: dict[int, Any]      # uid -> MessageInfo as this session last reported it
     recent: set[int]
     dirty: bool = False
 
@@ -122,6 +122,8 @@ class IMAPServer(protocol.Protocol):
         self._sync_lock = defer.DeferredLock()
         self._timer = None
         self._unsubscribe: list = []
+        #: Events this session caused and has already reported to its client.
+        self._own_events: list[tuple] = []
 
     # --- connection -------------------------------------------------------------
 
@@ -424,11 +426,24 @@ class IMAPServer(protocol.Protocol):
 
     # --- events ---------------------------------------------------------------------
 
+    def _expect(self, change: str, uids) -> None:
+        """Our own change will come back as an event; it needs no resync."""
+        if self.selected is not None and uids:
+            self._own_events.append((self.selected.folder.name, change, tuple(uids)))
+            del self._own_events[:-100]
+
     def _on_event(self, event):
         selected = self.selected
         if (selected is None or event.account_id != self.account_id
                 or event.folder != selected.folder.name):
             return
+        if isinstance(event, MailboxChanged):
+            key = (event.folder, event.change, event.uids)
+            if key in self._own_events:
+                # Should another session's identical change be taken for ours,
+                # ours then arrives unmatched and triggers the resync.
+                self._own_events.remove(key)
+                return
         selected.dirty = True
         if self._idle_tag is not None and not self._busy:
             defer.ensureDeferred(self._sync(True)).addErrback(
@@ -456,7 +471,7 @@ class IMAPServer(protocol.Protocol):
                 if uid not in current:
                     lines.append(b"* %d EXPUNGE" % (index + 1))
                     del selected.uids[index]
-                    selected.state.pop(uid, None)
+                    selected.infos.pop(uid, None)
                     selected.recent.discard(uid)
         elif any(uid not in current for uid in selected.uids):
             selected.dirty = True  # report the expunges at the next chance
@@ -466,9 +481,9 @@ class IMAPServer(protocol.Protocol):
             info = current.get(uid)
             if info is None:
                 continue
-            state = (info.flags, info.keywords)
-            if selected.state.get(uid) != state:
-                selected.state[uid] = state
+            known = selected.infos.get(uid)
+            selected.infos[uid] = info
+            if known is None or (known.flags, known.keywords) != (info.flags, info.keywords):
                 lines.append(b"* %d FETCH (UID %d FLAGS (%s))" % (
                     selected.seq_of(uid), uid, self._flags(selected, uid).encode()))
         if new:
@@ -477,14 +492,14 @@ class IMAPServer(protocol.Protocol):
                 selected.recent.update(uid for uid in new if low < uid <= high)
             selected.uids.extend(new)
             for uid in new:
-                selected.state[uid] = (current[uid].flags, current[uid].keywords)
+                selected.infos[uid] = current[uid]
             lines.append(b"* %d EXISTS" % len(selected.uids))
             lines.append(b"* %d RECENT" % len(selected.recent))
         self._send_lines(lines)
 
     def _flags(self, selected: Selected, uid: int) -> str:
-        bits, keywords = selected.state.get(uid, (0, ()))
-        names = flagnames.to_names(bits, keywords)
+        info = selected.infos.get(uid)
+        names = flagnames.to_names(info.flags, info.keywords) if info is not None else []
         if uid in selected.recent:
             names.append("\\Recent")
         return " ".join(names)
@@ -514,7 +529,7 @@ class IMAPServer(protocol.Protocol):
         else:
             recent_count = (await self.mailbox.status(folder.name))["recent"]
         selected = Selected(folder, writable, [info.uid for info in infos],
-                            {info.uid: (info.flags, info.keywords) for info in infos}, recent)
+                            {info.uid: info for info in infos}, recent)
         lines = [b"* FLAGS (" + SYSTEM_FLAGS.encode() + b")",
                  b"* OK [PERMANENTFLAGS (" + SYSTEM_FLAGS.encode() + (b" \\*)]" if writable
                                                                         else b")]") + b" flags",
@@ -770,6 +785,7 @@ class IMAPServer(protocol.Protocol):
                    and (wanted is None or i.uid in wanted)]
         if deleted:
             removed = await self.mailbox.expunge(selected.folder, deleted)
+            self._expect("expunge", removed)
             self._report_expunged(removed)
         await self._ok(tag, "EXPUNGE completed")
 
@@ -781,7 +797,7 @@ class IMAPServer(protocol.Protocol):
             if seq:
                 lines.append(b"* %d EXPUNGE" % seq)
                 del selected.uids[seq - 1]
-                selected.state.pop(uid, None)
+                selected.infos.pop(uid, None)
                 selected.recent.discard(uid)
         self._send_lines(lines)
 
@@ -790,24 +806,30 @@ class IMAPServer(protocol.Protocol):
             raise CommandSyntaxError("FETCH needs a sequence set and attributes")
         request = fetching.parse_fetch(args[1:])
         selected = self.selected
-        targets = self._targets(args[0], uid)
         items = list(request.items)
         if uid and "UID" not in items:
             items.insert(0, "UID")
+        # The session's view is brought up to date first, then sizes, dates
+        # and flags are answered from it without a query.  Sequence numbers
+        # are the client's: taken before any new message is announced, and
+        # no EXPUNGE during a FETCH by sequence number.
+        if uid:
+            await self._sync(True)
+        targets = self._targets(args[0], uid)
+        if not uid:
+            await self._sync(False)
         if targets:
-            infos = {i.uid: i for i in await self.mailbox.message_infos(
-                selected.folder, targets[0] - 1)}
-            targets = [t for t in targets if t in infos]
+            infos = selected.infos
             if request.sets_seen and selected.writable:
                 unseen = [t for t in targets if not infos[t].flags & flagnames.SEEN]
                 if unseen:
-                    for info in await self.mailbox.set_flags(selected.folder, unseen, ["\\Seen"]):
-                        infos[info.uid] = info
+                    changed = await self.mailbox.set_flags(selected.folder, unseen, ["\\Seen"])
+                    self._expect("flags", [info.uid for info in changed])
+                    for info in changed:
+                        if info.uid in infos:
+                            infos[info.uid] = info
                     if "FLAGS" not in items:
                         items.append("FLAGS")
-            for info in infos.values():
-                if info.uid in selected.state:
-                    selected.state[info.uid] = (info.flags, info.keywords)
             chunk = 20 if request.needs_data else len(targets)
             for start in range(0, len(targets), chunk):
                 part_uids = targets[start:start + chunk]
@@ -815,7 +837,9 @@ class IMAPServer(protocol.Protocol):
                     if request.needs_data else {}
                 lines = []
                 for target in part_uids:
-                    info = infos[target]
+                    info = infos.get(target)
+                    if info is None:
+                        continue
                     raw = data.get(target)
                     if request.needs_data and raw is None:
                         continue
@@ -846,11 +870,12 @@ class IMAPServer(protocol.Protocol):
         targets = self._targets(args[0], uid)
         if targets:
             infos = await self.mailbox.set_flags(selected.folder, targets, names, mode)
+            self._expect("flags", [info.uid for info in infos])
             lines = []
             for info in infos:
-                if info.uid not in selected.state:
+                if info.uid not in selected.infos:
                     continue
-                selected.state[info.uid] = (info.flags, info.keywords)
+                selected.infos[info.uid] = info
                 if not silent:
                     flags = self._flags(selected, info.uid)
                     prefix = b"UID %d " % info.uid if uid else b""
@@ -878,6 +903,7 @@ class IMAPServer(protocol.Protocol):
             code = (f"[COPYUID {uidvalidity} {_uid_set(p[0] for p in pairs)} "
                     f"{_uid_set(p[1] for p in pairs)}] ")
         if move:
+            self._expect("expunge", [old for old, _ in pairs])
             if code:
                 self._send(f"* OK {code.strip()} moved".encode())
             self._report_expunged([old for old, _ in pairs])
@@ -897,9 +923,9 @@ class IMAPServer(protocol.Protocol):
             raise Refused("[BADCHARSET (UTF-8 US-ASCII)] unsupported charset") from None
         except SearchError as exc:
             raise CommandSyntaxError(str(exc)) from None
-        infos = await self.mailbox.message_infos(selected.folder)
+        await self._sync(allow_expunge=uid)
         matches = []
-        known = [info for info in infos if info.uid in selected.state]
+        known = [selected.infos[u] for u in selected.uids if u in selected.infos]
         for start in range(0, len(known), 50 if query.needs_text else max(1, len(known))):
             chunk = known[start:start + (50 if query.needs_text else len(known))]
             data = await self.mailbox.message_data(
