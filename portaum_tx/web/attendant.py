@@ -15,7 +15,7 @@ from ..ivr import attendant as model
 from ..ivr import period as periods
 from ..ivr.directory import DirectoryError
 from ..ivr.queues import QueueError
-from ..store import AlreadyExists, NotFound
+from ..store import AlreadyExists
 from .api import USER, ApiError, Field, Param, Response, Route, invalid, not_found
 from .selfcare import au_as_wav, convert_upload
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from typing import Any
-from urllib.parse import parse_qs, unquote
+from urllib.parse import unquote
 
 from twisted.internet import defer
 from twisted.logger import Logger

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from .api import ADMIN, PUBLIC, USER, Route
+from .api import PUBLIC, USER, Route
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
 _ERRORS = {

@@ -11,14 +11,13 @@ import datetime as dt
 import email.utils
 from email.message import EmailMessage
 import email.policy
-from collections import OrderedDict
 
 from twisted.internet import threads
 
 from ..accounts import CHOICES, InvalidValue, LoginRefused, check_preference
 from ..convert.audio import (AudioFormatError, RAW_FORMATS, au_to_pcm16, pcm16_to_wav, read_au,
                              ulaw_to_wav, upload_to_au)
-from ..mailbox.service import FolderError, MailboxFull, UnknownMailbox
+from ..mailbox.service import MailboxFull, UnknownMailbox
 from ..store import AlreadyExists, NotFound
 from . import faxview, messages as mime
 from .api import (PUBLIC, USER, ApiError, Field, Param, Response, Route, invalid, not_found)

@@ -5,7 +5,6 @@ loopback port in the test's reactor."""
 from __future__ import annotations
 
 import datetime as dt
-import io
 import json
 from email.message import EmailMessage
 from http.cookiejar import CookieJar
@@ -17,7 +16,7 @@ from twisted.internet import defer, reactor
 from twisted.web.client import Agent, HTTPConnectionPool
 
 from portaum_tx.accounts import AccountService
-from portaum_tx.convert.audio import pcm16_to_mp3, pcm16_to_wav
+from portaum_tx.convert.audio import pcm16_to_wav
 from portaum_tx.fax.document import FaxPage, write_pdf, write_tiff_f
 from portaum_tx.mailbox.events import EventBus
 from portaum_tx.mailbox.service import MailboxService
