@@ -8,7 +8,6 @@ each call is over when ``route`` returns.
 
 from __future__ import annotations
 
-import ipaddress
 import socket
 from typing import Awaitable, Callable
 

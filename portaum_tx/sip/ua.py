@@ -18,7 +18,6 @@ nobody answers in time.  Nothing above this module sees a SIP message.
 from __future__ import annotations
 
 import dataclasses
-import ipaddress
 from typing import Any, Callable, Iterable
 
 from twisted.internet import defer
@@ -26,7 +25,7 @@ from twisted.logger import Logger
 
 from portaum_tx.sip.dialog import Dialog, DialogError, new_call_id, new_tag
 from portaum_tx.sip.digest import DigestError, build_authorization, select_challenge
-from portaum_tx.sip.headers import NameAddr, SessionExpires, SipParseError
+from portaum_tx.sip.headers import NameAddr, SipParseError
 from portaum_tx.sip.message import Request, Response, make_response
 from portaum_tx.sip.sdp import (
     LocalCapabilities, Negotiation, NotAcceptable, Origin, SdpError, SessionDescription,

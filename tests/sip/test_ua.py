@@ -4,7 +4,7 @@ requests, validation responses, CANCEL, re-INVITE, session timers, OPTIONS, 503.
 from twisted.internet import defer
 from twisted.trial import unittest
 
-from portaum_tx.sip.message import Request, Response
+from portaum_tx.sip.message import Request
 from portaum_tx.sip.ua import ALLOWED_METHODS
 
 from tests.sip.uahelpers import OFFER, PHONE, Harness, in_dialog, invite

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from twisted.internet import task
 
-from portaum_tx.sip.message import Request, Response, parse_message
-from portaum_tx.sip.transport import Peer, SipTransport, UdpEndpoint
+from portaum_tx.sip.message import Response, parse_message
+from portaum_tx.sip.transport import SipTransport, UdpEndpoint
 from portaum_tx.sip.ua import UserAgent
 
 PHONE = ("192.0.2.7", 5062)
