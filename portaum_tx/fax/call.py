@@ -26,13 +26,17 @@ from twisted.logger import Logger
 
 from portaum_tx.fax import spandsp
 from portaum_tx.fax.receiver import MODE_AUDIO, MODE_T38, TICK_SAMPLES, FaxReceiver, FaxResult
+from portaum_tx.rtp.jitter import FRAME_LOST, JitterBuffer
 from portaum_tx.fax.t38sdp import (
     EC_FEC, EC_NONE, EC_REDUNDANCY, RATE_LOCAL_TCF, RATE_TRANSFERRED_TCF, T38Params,
 )
 
 log = Logger()
 
-FRAME_LOST = 1   # portaum_tx.rtp.jitter.FRAME_LOST: part of the tick never arrived
+# Playout delay of a G.711 fax, in 20 ms frames. Voice keeps a short buffer and drops a
+# frame now and then to stay short; a modem loses its lock on any gap, so a fax gets a
+# deeper buffer that never drops (T.30 allows well over a second of round trip).
+FAX_JITTER_FRAMES = 6
 # A UDPTL datagram larger than this is garbage whatever was negotiated.
 MAX_UDPTL_DATAGRAM = 2048
 
@@ -206,6 +210,7 @@ class FaxCallSession:
         self.switches = 0
         self._audio_leg: _AudioLeg | None = None
         self._saved_fax_detection: bool | None = None
+        self._voice_jitter = None
         self._request_call = None
         self._finished = False
 
@@ -256,6 +261,14 @@ class FaxCallSession:
         self._saved_fax_detection = rtp.fax_detection
         rtp.set_inband_dtmf(False)
         rtp.set_fax_detection(False)
+        jitter = getattr(rtp, "jitter", None)
+        codec = getattr(rtp, "codec", None)
+        if jitter is not None and codec is not None:
+            self._voice_jitter = jitter
+            rtp.jitter = JitterBuffer(codec.silence_byte, jitter.frame_samples,
+                                      depth_frames=FAX_JITTER_FRAMES,
+                                      max_packets=max(jitter.max_packets, 4 * FAX_JITTER_FRAMES),
+                                      excess_frames=FAX_JITTER_FRAMES, excess_pops=1 << 30)
         self.receiver = self._receiver(MODE_AUDIO)
         self.mode = MODE_AUDIO
         self._audio_leg = _AudioLeg(self.receiver)
@@ -350,6 +363,9 @@ class FaxCallSession:
             self.signalling.close()
         if self.udptl is not None:
             self.udptl.close()
+        if self._voice_jitter is not None:
+            self._voice_jitter.reset()
+            self.rtp.jitter, self._voice_jitter = self._voice_jitter, None
         if self._saved_fax_detection is not None and not self.rtp.closed:
             self.rtp.set_inband_dtmf(None)
             self.rtp.set_fax_detection(self._saved_fax_detection)

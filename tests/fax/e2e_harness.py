@@ -17,10 +17,12 @@ import numpy as np
 from twisted.internet import defer, protocol, reactor, task
 
 from portaum_tx.config import load_config
+from portaum_tx.fax.call import FAX_JITTER_FRAMES
 from portaum_tx.fax.receiver import TICK_SAMPLES
 from portaum_tx.ivr.apps import AppContext, load_applications
 from portaum_tx.ivr.router import run_application
 from portaum_tx.rtp.engine import MediaEngine
+from portaum_tx.rtp.jitter import JitterBuffer
 from portaum_tx.sip.frontend import SipFrontend
 from portaum_tx.sip.transport import SipTransport, UdpEndpoint
 from portaum_tx.sip.ua import UserAgent
@@ -176,6 +178,12 @@ class CallingFax:
         session.on_media.append(self._media)
         self.audio_sender = AudioSender(self.document, ecm=self.ecm)
         self._audio = _AudioMachine(self.audio_sender)
+        # The sending machine's line gets the same deep, never-dropping playout buffer
+        # as the server gives a G.711 fax.
+        rtp = session.rtp
+        rtp.jitter = JitterBuffer(rtp.codec.silence_byte, rtp.jitter.frame_samples,
+                                  depth_frames=FAX_JITTER_FRAMES, excess_frames=FAX_JITTER_FRAMES,
+                                  excess_pops=1 << 30)
         session.rtp.add_consumer(self._audio)
         session.rtp.set_source(self._audio)
         self._loop = task.LoopingCall(self._tick)
