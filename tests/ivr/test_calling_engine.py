@@ -174,3 +174,60 @@ class CallingEngineTests(StoreTestCase):
         call = CallingFakeCall(self.clock, calling=MARK, called="18885550003")
         await self.route_and_run(call, engine_in_context=False)
         self.assertEqual(call.played, ["welcome", "your-balance-is", "10", "dollars", "goodbye"])
+
+    async def test_callback_legs_rated_by_their_access_codes(self):
+        billing = self.ivr_store.billing
+        await billing.add_tariff("leg a")
+        await billing.store_rate("leg a", RateRecord("44", Decimal("0.60"), first_interval=1,
+                                                     next_interval=1))
+        await billing.store_access_entry("centrex", "LEG_A18885550004", "leg a")
+        await self.accounts.add_alias("cb44201234567", RACHEL)
+        await self.ivr_store.access_numbers.add_access_number(
+            "18885550004", "callback", {"ani_translation_rule": "s/^0/cb44/",
+                                        "dial_translation_rule": "s/^0/44/",
+                                        "lega_cld_prefix": "LEG_A"})
+        leg = CallingFakeCall(self.clock, calling="18885550004", called="44201234567")
+        leg.on_prompt("enter-destination", press=TOLL + "#")
+        leg.hang_up_on_prompt("pp-another-call")
+        leg.dial_outcomes[TOLL] = far_end(self.clock, TOLL, talk=60)
+        background = []
+
+        async def originate(destination, caller_id, timeout):
+            self.assertEqual((destination, caller_id), ("44201234567", "18885550004"))
+            leg.answered = True
+            return leg
+
+        call = CallingFakeCall(self.clock, calling="0201234567", called="18885550004")
+        route = await self.router.route(call.called)
+        context = self.router.context(route)
+        context.originate = originate
+        context.background = background.append
+        app = self.router.applications.get(route.application)
+        await call.run(app(call, context, route.options), reactor)
+        self.assertEqual(call.events[0][1:], ("reject", 486))
+        [work] = background
+        self.clock.advance(0)  # the wait time
+        await leg.run(work, reactor)
+        calls = await self.calls(RACHEL)
+        by_leg = {x.leg: x for x in calls}
+        self.assertEqual((by_leg["B"].cld, by_leg["B"].duration, by_leg["B"].charge),
+                         (TOLL, 60, Decimal("0.06")))
+        self.assertEqual((by_leg["A"].cld, by_leg["A"].tariff), ("44201234567", "leg a"))
+        self.assertEqual(by_leg["A"].charge, Decimal("0.01") * by_leg["A"].duration)
+
+    async def test_credit_card_top_up(self):
+        from tests.ivr.test_topup import ScriptedGateway
+        await self.ivr_store.access_numbers.add_access_number("18885550005", "topup-credit-card",
+                                                              {"minimum_sum": "5"})
+        call = CallingFakeCall(self.clock, calling=MARK, called="18885550005")
+        call.on_prompt("cc-enter-card", press="4111111111111112#")
+        call.on_prompt("cc-enter-expiry", press="0929")
+        call.on_prompt("cc-enter-amount", press="15#")
+        route = await self.router.route(call.called)
+        context = self.router.context(route)
+        context.payment_gateway = ScriptedGateway()
+        app = self.router.applications.get(route.application)
+        await call.run(app(call, context, route.options), reactor)
+        self.assertEqual(await self.balance(MARK), Decimal(25))
+        [payment] = [x for x in await self.billing.history(account=MARK) if x.service == "payment"]
+        self.assertEqual(payment.description, "credit card payment T-1")
