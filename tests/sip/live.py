@@ -47,12 +47,13 @@ class LiveFrontend:
     """Runs :class:`SipFrontend` on 127.0.0.1 (UDP and TCP on one free port)."""
 
     def __init__(self, route, overrides=(), store=None, events=None, mailboxes=None,
-                 accounts=None):
+                 accounts=None, address="127.0.0.1"):
+        self.address = address
         self.port = free_port(both=True)
         rtp_base = 20000 + (os.getpid() * 16) % 20000 // 2 * 2
         self.config = load_config(None, [
-            "sip.listen_address=127.0.0.1", "sip.udp_port=%d" % self.port,
-            "sip.tcp_port=%d" % self.port, "sip.domain=127.0.0.1",
+            "sip.listen_address=%s" % address, "sip.udp_port=%d" % self.port,
+            "sip.tcp_port=%d" % self.port, "sip.domain=%s" % address,
             "rtp.port_min=%d" % rtp_base, "rtp.port_max=%d" % (rtp_base + 2000),
             *overrides])
         self.node = types.SimpleNamespace(config=self.config, reactor=reactor, store=store,
@@ -63,8 +64,11 @@ class LiveFrontend:
 
     async def start(self):
         targets = await self.frontend.start(self.node)
-        self.ports.append(reactor.listenUDP(self.port, targets["sip-udp"], interface="127.0.0.1"))
-        self.ports.append(reactor.listenTCP(self.port, targets["sip-tcp"], interface="127.0.0.1"))
+        self.ports.append(reactor.listenUDP(self.port, targets["sip-udp"], interface=self.address))
+        self.ports.append(reactor.listenTCP(self.port, targets["sip-tcp"], interface=self.address))
+        if "sip-tls" in targets:
+            self.ports.append(reactor.listenTCP(self.config.sip.tls_port, targets["sip-tls"],
+                                                interface=self.address))
         return self
 
     async def stop(self):

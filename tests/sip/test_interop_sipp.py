@@ -44,6 +44,20 @@ class SippCallsServer(unittest.TestCase):
     def test_uac_over_tcp(self):
         yield defer.ensureDeferred(self.run_uac("t1", calls=3, rate=3))
 
+    @defer.inlineCallbacks
+    def test_uac_over_ipv6(self):
+        if not _has_ipv6_loopback():
+            raise unittest.SkipTest("this machine has no IPv6 loopback")
+        server = yield defer.ensureDeferred(LiveFrontend(quick_answer, address="::1").start())
+        self.addCleanup(lambda: defer.ensureDeferred(server.stop()))
+        process = spawn([self.sipp, "-sn", "uac", "[::1]:%d" % server.port, "-s", "800",
+                         "-m", "2", "-r", "2", "-nostdin", "-i", "::1",
+                         "-p", str(free_port()), "-t", "u1", "-timeout", "40s",
+                         "-timeout_error"])
+        exit_code = yield process.done
+        self.assertEqual(exit_code, 0, process.output[-3000:].decode(errors="replace"))
+        self.assertEqual(server.frontend.ua.active_calls, 0)
+
 
 class ServerCallsSipp(unittest.TestCase):
     timeout = 90
@@ -83,6 +97,16 @@ class ServerCallsSipp(unittest.TestCase):
         self.assertEqual(exit_code, 0, process.output[-3000:].decode(errors="replace"))
         self.assertEqual(leg.end_reason, "local")
         self.assertEqual(ua.active_calls, 0)
+
+
+def _has_ipv6_loopback() -> bool:
+    import socket
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
 
 
 def _sleep(seconds):
