@@ -141,6 +141,7 @@ class LoadGenerator:
         self.deviations = array("d")
         self.generator_late_ticks = 0
         self.tick_no = 0
+        self.digits_allowed = True  # no key press starts in the last second before hang-up
         self.sip_errors: dict[str, int] = {}
 
     # --- SIP ---------------------------------------------------------------------------
@@ -237,7 +238,7 @@ class LoadGenerator:
         for call in self.calls:
             if call.state != "up":
                 continue
-            if not call.pending and tick_no >= call.next_digit_tick:
+            if not call.pending and tick_no >= call.next_digit_tick and self.digits_allowed:
                 digit = DIGITS[call.digit_index % len(DIGITS)]
                 call.digit_index += 1
                 call.sent_digits.append(digit)
@@ -359,6 +360,8 @@ class LoadGenerator:
                 window_start = now
                 window_end = now + args.window
                 on_window("start")
+            elif phase == "window" and now >= window_end - 1.0 and self.digits_allowed:
+                self.digits_allowed = False
             elif phase == "window" and now >= window_end:
                 self.measuring = False
                 result["generator_late_ticks"] = self.generator_late_ticks
@@ -439,6 +442,52 @@ def control(address, command: bytes, timeout: float = 10.0) -> bytes:
         sock.close()
 
 
+def free_tcp_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+OFF = ["imap.port", "imap.tls_port", "pop3.port", "pop3.tls_port", "smtp.port", "smtp.submission_port"]
+
+
+def start_twistd(args) -> tuple[subprocess.Popen, str]:
+    """``twistd -n portaum`` in a fresh working directory, with an access number routed
+    to bench/media_app.py's application; returns the process and the digits file."""
+    import tempfile
+    import urllib.request
+    workdir = tempfile.mkdtemp(prefix="portaum-media-bench-")
+    results = os.path.join(workdir, "digits.jsonl")
+    web_port = free_tcp_port()
+    settings = ["storage.data_dir=%s" % workdir, "sip.listen_address=%s" % args.address,
+                "sip.udp_port=%d" % args.sip_port, "sip.tcp_port=%d" % args.sip_port,
+                "sip.domain=%s" % args.address, "sip.max_calls=5000",
+                "rtp.port_min=40000", "rtp.port_max=49999",
+                "web.port=%d" % web_port, "web.listen_address=127.0.0.1"] + ["%s=0" % o for o in OFF]
+    overrides = [item for setting in settings for item in ("--set", setting)]
+    env = dict(os.environ, PYTHONPATH=os.path.join(HERE, ".."))
+    subprocess.run([sys.executable, "-m", "portaum_tx.admin", *overrides, "access-number", "add",
+                    args.number, "media-bench", "-o", "results=%s" % results],
+                   check=True, env=env, cwd=workdir, stdout=subprocess.DEVNULL)
+    wrapper = ("import sys; sys.path.insert(0, %r); import media_app; "
+               "from twisted.scripts.twistd import run; run()" % HERE)
+    command = ["taskset", "-c", str(args.server_core), sys.executable, "-c", wrapper,
+               "-n", "--pidfile=", "portaum", *overrides]
+    process = subprocess.Popen(command, cwd=workdir, env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit("twistd exited with %s; see %s" % (process.returncode, workdir))
+        try:
+            with urllib.request.urlopen("http://127.0.0.1:%d/health" % web_port, timeout=2):
+                return process, results
+        except OSError:
+            time.sleep(0.2)
+    process.kill()
+    raise SystemExit("twistd did not become ready")
+
+
 def start_server(args) -> subprocess.Popen:
     command = ["taskset", "-c", str(args.server_core), sys.executable,
                os.path.join(HERE, "media_server.py"), "--address", args.address,
@@ -458,7 +507,11 @@ def percentile(values: np.ndarray, p: float):
 
 def run_one(args, calls: int) -> dict:
     pressure_before = wait_for_quiet(args.quiet, args.patience)
-    server = start_server(args)
+    results_file = None
+    if args.server == "twistd":
+        server, results_file = start_twistd(args)
+    else:
+        server = start_server(args)
     pid = server.pid
     control_address = (args.address, args.control_port)
     try:
@@ -471,14 +524,23 @@ def run_one(args, calls: int) -> dict:
         def on_window(what):
             marks[what] = (time.monotonic(), proc_cpu_seconds(pid), proc_rss_kib(pid), cpu_pressure())
             if what == "start":
-                control(control_address, b"ticks")
+                if results_file is None:
+                    control(control_address, b"ticks")
                 if args.profile:
                     profiler.append(subprocess.Popen(
                         ["taskset", "-c", str(args.load_core), "py-spy", "record", "-p", str(pid),
                          "-d", str(max(1, int(args.window) - 2)), "-r", "50", "--format", "raw",
                          "-o", args.profile], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         result = generator.run(calls, on_window)
-        stats = json.loads(control(control_address, b"stats"))
+        if results_file is None:
+            stats = json.loads(control(control_address, b"stats"))
+        else:
+            time.sleep(2.0)  # the application writes its line when it sees the BYE
+            stats = {"calls": [], "tick_ms": None, "gc": None, "autogroup": None, "skipped_ticks": None}
+            with open(results_file) as f:
+                for line in f:
+                    record = json.loads(line)
+                    stats["calls"].append(dict(record, lost=0, late=0))
         for p in profiler:
             p.wait(timeout=60)
     finally:
@@ -513,11 +575,12 @@ def run_one(args, calls: int) -> dict:
         kind = by_kind["rfc4733" if call.rfc4733 else "inband"]
         kind[0] += len(want)
         kind[1] += match
-    inbound_lost = sum(c["lost"] for c in stats["calls"])
-    inbound_late = sum(c["late"] for c in stats["calls"])
+    inbound_lost = sum(c["lost"] for c in stats["calls"]) if results_file is None else None
+    inbound_late = sum(c["late"] for c in stats["calls"]) if results_file is None else None
     expected = sum(c.received + c.lost for c in up_calls)
     return {
-        "calls": calls, "answered": answered, "io": args.io, "setup_seconds": result.get("setup_seconds"),
+        "calls": calls, "answered": answered, "server": args.server,
+        "io": args.io if args.server == "bench" else "reactor", "setup_seconds": result.get("setup_seconds"),
         "window_seconds": round(t1 - t0, 2),
         "server_cpu_cores": round(cpu_fraction, 3),
         "cpu_ms_per_session_second": round(cpu_fraction * 1000 / max(1, answered), 4),
@@ -532,7 +595,7 @@ def run_one(args, calls: int) -> dict:
         "digits_wrong_or_extra": extra, "digits_by_kind": by_kind,
         "rss_idle_mib": round(rss_idle / 1024, 1), "rss_loaded_mib": round(rss1 / 1024, 1),
         "memory_kib_per_session": round((rss1 - rss_idle) / max(1, answered), 1),
-        "server_tick_ms": stats["tick_ms"], "server_skipped_ticks": stats["skipped_ticks"],
+        "server_tick_ms": stats["tick_ms"], "server_gc": stats["gc"], "server_autogroup": stats["autogroup"], "server_skipped_ticks": stats["skipped_ticks"],
         "generator_late_ticks": result.get("generator_late_ticks"),
         "sip_errors": generator.sip_errors,
         "cpu_pressure_before": pressure_before, "cpu_pressure_after": pressure_after,
@@ -563,7 +626,10 @@ def main():
     parser.add_argument("--rate", type=float, default=100.0, help="new calls per second")
     parser.add_argument("--digit-interval", type=float, default=3.0)
     parser.add_argument("--inband-fraction", type=float, default=0.5)
-    parser.add_argument("--io", choices=("reactor", "batched"), default="reactor")
+    parser.add_argument("--server", choices=("bench", "twistd"), default="bench",
+                        help="bench/media_server.py (UA and media engine only) or twistd -n portaum")
+    parser.add_argument("--io", choices=("reactor", "batched"), default="reactor",
+                        help="RTP reads of bench/media_server.py (twistd uses the reactor)")
     parser.add_argument("--address", default="127.0.0.1")
     parser.add_argument("--number", default="8000")
     parser.add_argument("--sip-port", type=int, default=25060)

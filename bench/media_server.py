@@ -74,6 +74,31 @@ class CallRecord:
                 "send_errors": rtp.send_errors, "ended": self.ended}
 
 
+class GcTimer:
+    """How long the garbage collector stops the process, per generation."""
+
+    def __init__(self):
+        self.pauses: list[tuple[int, float]] = []
+        self._start = 0.0
+        gc.callbacks.append(self._callback)
+
+    def _callback(self, phase, info):
+        if phase == "start":
+            self._start = time.perf_counter()
+        else:
+            self.pauses.append((info["generation"], time.perf_counter() - self._start))
+
+    def take(self) -> dict:
+        pauses, self.pauses = self.pauses, []
+        summary = {}
+        for generation in (0, 1, 2):
+            times = [t for g, t in pauses if g == generation]
+            if times:
+                summary["gen%d" % generation] = {"count": len(times), "max_ms": round(max(times) * 1000, 2),
+                                                 "total_ms": round(sum(times) * 1000, 1)}
+        return summary
+
+
 class TickTimer:
     """Wraps the media clock's tick to record how long each one takes."""
 
@@ -105,6 +130,7 @@ class BenchServer:
             self.engine = MediaEngine(reactor, **engine_options)
         self.prompt = self.engine.prompts.load(args.prompt) if args.prompt else speech_prompt()
         self.ticks = TickTimer(self.engine.media_clock)
+        self.gc = GcTimer()
         self.calls: dict[str, CallRecord] = {}
         self.transport = SipTransport(reactor)
         self.endpoint = UdpEndpoint(self.transport)
@@ -152,6 +178,7 @@ class BenchServer:
             "sessions": len(clock.sessions), "ticks": clock.ticks, "skipped_ticks": clock.skipped_ticks,
             "tick_ms": {"count": len(durations), "p50": pct(0.5), "p99": pct(0.99),
                         "max": round(durations[-1] * 1000, 3) if durations else None},
+            "gc": self.gc.take(), "autogroup": open("/proc/self/autogroup").read().strip(),
             "cpu_seconds": usage.ru_utime + usage.ru_stime, "maxrss_kib": usage.ru_maxrss,
             "calls": [record.summary() for record in self.calls.values()],
         }
@@ -177,6 +204,7 @@ class Control(DatagramProtocol):
             self.transport.write(b"ok", addr)
         elif command == b"ticks":
             self.server.ticks.take()
+            self.server.gc.take()
             self.transport.write(b"ok", addr)
 
 
