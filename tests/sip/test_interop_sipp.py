@@ -3,8 +3,9 @@ scenario calls an answering application; its "uas" scenario behind a Digest chal
 is the far end of an outgoing leg."""
 
 import os
+import threading
 
-from twisted.internet import defer, reactor
+from twisted.internet import defer, reactor, threads
 from twisted.trial import unittest
 
 from tests.sip.live import SCENARIOS, LiveFrontend, free_port, sipp_binary, spawn
@@ -57,6 +58,51 @@ class SippCallsServer(unittest.TestCase):
         exit_code = yield process.done
         self.assertEqual(exit_code, 0, process.output[-3000:].decode(errors="replace"))
         self.assertEqual(server.frontend.ua.active_calls, 0)
+
+
+class UnderAttack(unittest.TestCase):
+    """Garbage datagrams and half-open TCP connections while SIPp places calls."""
+
+    timeout = 120
+
+    def setUp(self):
+        self.sipp = sipp_binary()
+        require_peer("SIPp (Debian package sip-tester)", self.sipp is not None)
+
+    @defer.inlineCallbacks
+    def test_calls_succeed_during_a_flood(self):
+        server = yield defer.ensureDeferred(LiveFrontend(quick_answer).start())
+        self.addCleanup(lambda: defer.ensureDeferred(server.stop()))
+        stop = threading.Event()
+        half_open = []
+        self.addCleanup(lambda: [s.close() for s in half_open])
+        self.addCleanup(stop.set)
+
+        def attack():
+            import os as _os
+            import socket
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+                for i in range(300):        # connections that never send a full message
+                    tcp = socket.create_connection(("127.0.0.1", server.port))
+                    tcp.sendall(b"INVITE sip:x SIP/2.0\r\nVia: ")
+                    half_open.append(tcp)
+                while not stop.is_set():
+                    for _ in range(200):
+                        udp.sendto(_os.urandom(400), ("127.0.0.1", server.port))
+                        udp.sendto(b"INVITE sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP x\r\n\r\n",
+                                   ("127.0.0.1", server.port))
+                    stop.wait(0.01)
+        attacker = threads.deferToThread(attack)
+        process = spawn([self.sipp, "-sn", "uac", "127.0.0.1:%d" % server.port, "-s", "800",
+                         "-m", "20", "-r", "5", "-nostdin", "-i", "127.0.0.1",
+                         "-p", str(free_port()), "-t", "u1", "-timeout", "60s",
+                         "-timeout_error"])
+        exit_code = yield process.done
+        stop.set()
+        yield attacker
+        self.assertEqual(exit_code, 0, process.output[-3000:].decode(errors="replace"))
+        self.assertGreater(server.frontend.transport.garbage_received, 1000)
+        self.assertLessEqual(len(server.frontend.transport.connections), 2048)
 
 
 class ServerCallsSipp(unittest.TestCase):
