@@ -216,7 +216,8 @@ class PrepaidTests(CallingCase, unittest.TestCase):
         call = self.card_caller()
         call.on_prompt("enter-destination", press=DEST + "#")
         await self.run_app(call, {"check_low_balance": "no_calls"})
-        self.assertEqual(call.played[-2:], ["enter-destination", "pp-number-busy"])
+        self.assertEqual(call.played[-2:], ["enter-destination", "audio:busy-tone"])
+        self.assertEqual(call.played_audio[-1].duration, 4.0)
         self.assertNotIn("dial", call.event_names)
 
     async def test_check_low_balance_none_ignores_it(self):

@@ -11,11 +11,15 @@ from portaum_tx.billing.engine import BillingEngine
 from portaum_tx.billing.translate import TranslationError, TranslationRules, parse_rules
 from portaum_tx.ivr import charging
 from portaum_tx.ivr.apps import OptionError, apply_language_options, option_bool
+from portaum_tx.ivr.call import Audio
 from portaum_tx.ivr.charging import Payer
 from portaum_tx.ivr.outgoing import (
     LEG_A, Dialer, option_choice, option_int, option_text, play_leg_outcome,
 )
+from portaum_tx.rtp import tones
 
+#: Seconds of busy tone (one cycle a second) before a call refused for low balance drops.
+BUSY_TONE_CYCLES = 4
 #: Longest destination number a caller may enter.
 MAX_DESTINATION_DIGITS = 32
 #: Entries are collected one key beyond their longest valid length, so that the pound key
@@ -55,6 +59,10 @@ BALANCE_OPTIONS = (
     ("announce_balance", "bool", False,
      "Announce the balance before asking for the number to call."),
 )
+
+
+def busy_tone() -> Audio:
+    return Audio(tones.busy(BUSY_TONE_CYCLES), label="busy-tone")
 
 
 def billing_of(context):
@@ -255,9 +263,10 @@ async def destination_loop(call, dialer: Dialer, payer: Payer, *, access_code: O
             continue
         empty = 0
         if no_calls:
-            # Check Low Balance = no calls: the number is taken, then refused as busy.
+            # Check Low Balance = no calls: the number is taken, then a busy tone, and the
+            # call is dropped.
             dialer.attempts += 1
-            await call.play(["pp-number-busy"])
+            await call.play([busy_tone()])
             return
         result = await dialer.call_out(payer, entry.digits, access_code=access_code)
         if result.outcome != "answered":
