@@ -7,6 +7,7 @@ import email
 import email.policy
 
 from twisted.internet import defer, task
+from twisted.trial import unittest
 
 from portaum_tx.smtp.queue import DeliveryError, OutboundQueue, Smarthost
 from portaum_tx.store.outbound import OutboundStore
@@ -147,3 +148,23 @@ class OutboundQueueTests(StoreTestCase):
         self.assertEqual(Smarthost.parse("relay.example:587", username="u").port, 587)
         self.assertEqual(Smarthost.parse("relay.example").port, 25)
         self.assertIsNone(Smarthost.parse(""))
+
+
+class MXLookupTests(unittest.TestCase):
+    def test_mx_hosts_come_from_twisted_names(self):
+        from twisted.names import dns
+        from portaum_tx.smtp.queue import SMTPRelay
+
+        class Resolver:
+            def lookupMailExchange(self, name, timeout=None):
+                record = dns.RRHeader(name, dns.MX, payload=dns.Record_MX(10, b"mx1.remote.example"))
+                return defer.succeed(([record], [], []))
+
+            def getHostByName(self, name, timeout=None):
+                return defer.succeed("192.0.2.25")
+
+        relay = SMTPRelay(task.Clock(), "mx.example.net", resolver=Resolver())
+        hosts = []
+        d = defer.ensureDeferred(relay._hosts("bob@remote.example"))
+        d.addCallback(hosts.extend)
+        self.assertEqual(hosts, [("mx1.remote.example", 25)])

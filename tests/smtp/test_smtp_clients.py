@@ -268,6 +268,29 @@ class SMTPClientTests(MailNodeTestCase):
         self.assertIn(b"Subject: wake up", fetched[1][0])
 
 
+    # The outbound relay through a smarthost that wants STARTTLS and AUTH:
+    # this node's own submission port stands in for it.
+    @defer.inlineCallbacks
+    def test_relay_uses_starttls_and_auth_on_the_smarthost(self):
+        from portaum_tx.smtp.queue import DeliveryError, Smarthost, SMTPRelay
+        relay = SMTPRelay(reactor, "client.example", Smarthost(
+            "127.0.0.1", self.submission_port, username=USER, password=PASSWORD,
+            require_tls=True))
+        yield defer.ensureDeferred(relay.send(
+            ADDRESS, "friend@remote.example",
+            b"From: " + ADDRESS.encode() + b"\r\nSubject: via smarthost\r\n\r\nhello\r\n"))
+        yield wait_until(lambda: self.sink.messages)
+        self.assertEqual(self.sink.messages[0][1], ["friend@remote.example"])
+        self.assertIn(b"Subject: via smarthost", self.sink.messages[0][2])
+        # The submission server saw TLS and AUTH: its Received header says ESMTPSA.
+        self.assertIn(b"with ESMTPSA", self.sink.messages[0][2])
+        bad = SMTPRelay(reactor, "client.example", Smarthost(
+            "127.0.0.1", self.submission_port, username=USER, password="wrong-password"))
+        with self.assertRaises(DeliveryError) as caught:
+            yield defer.ensureDeferred(bad.send(ADDRESS, "friend@remote.example", b"x\r\n"))
+        self.assertTrue(caught.exception.permanent)
+
+
 async def _poll_inbox(test, count, timeout=10.0):
     deadline = reactor.seconds() + timeout
     while True:
@@ -281,3 +304,4 @@ async def _poll_inbox(test, count, timeout=10.0):
 
 def wait_until_messages(test, count):
     return defer.ensureDeferred(_poll_inbox(test, count))
+
