@@ -25,8 +25,8 @@ from twisted.logger import Logger
 
 from portaum_tx.sip.headers import SipParseError
 from portaum_tx.sip.message import (
-    MAX_DATAGRAM_SIZE, Message, Request, SipFramingError, StreamFramer, error_response_for,
-    is_keepalive, parse_message,
+    MAX_DATAGRAM_SIZE, Message, Request, Response, SipFramingError, StreamFramer,
+    error_response_for, is_keepalive, parse_message,
 )
 from portaum_tx.sip.transaction import TransportError
 
@@ -107,6 +107,15 @@ class SipTransport:
             self.udp.transport.write(data, (peer.host, peer.port))
             return
         connection = self.connections.get(peer)
+        if connection is None and isinstance(message, Response):
+            # RFC 3261 18.2.2: the request's connection is gone; open one to the
+            # address in its Via (received, then sent-by port) instead.
+            try:
+                host, port = message.top_via.response_address()
+            except (SipParseError, AttributeError):
+                raise TransportError("no connection to %s for a response" % peer) from None
+            peer = Peer(peer.transport, _normalise_host(host), port)
+            connection = self.connections.get(peer)
         if connection is None:
             connection = self._open(peer)
         connection.send(data)

@@ -144,6 +144,17 @@ class TcpTests(unittest.TestCase):
         connection.connectionLost(None)
         self.assertEqual(lost, [Peer("tcp", "198.51.100.9", 40000)])
 
+    def test_response_after_the_connection_closed_goes_to_the_via_address(self):
+        dialled = []
+        self.sip.connect = lambda peer, factory: dialled.append(peer)
+        connection, _ = self.connect()
+        connection.dataReceived((OPTIONS % b"").replace(b"SIP/2.0/UDP", b"SIP/2.0/TCP"))
+        [(request, peer, _)] = self.collector.delivered
+        connection.connectionLost(None)
+        from portaum_tx.sip.message import make_response
+        self.sip.send(make_response(request, 200), peer)
+        self.assertEqual(dialled, [Peer("tcp", "198.51.100.9", 5062)])
+
     def test_sending_to_an_unknown_stream_peer_without_connector_fails(self):
         from portaum_tx.sip.transaction import TransportError
         with self.assertRaises(TransportError):
