@@ -105,6 +105,8 @@ class InviteSession:
                              session_version=1, addrtype="IP6" if ":" in ua.host else "IP4",
                              address=ua.host)
         self.t38_port: int | None = None       # set by the fax layer to accept T.38
+        # T38FaxRateManagement values accepted in a T.38 offer (the fax layer widens it).
+        self.t38_rate_management: tuple[str, ...] = ("transferredTCF",)
         self.on_ended: list[Callable[[str], None]] = []
         self.on_dtmf: list[Callable[[str, bytes], None]] = []
         self.on_media: list[Callable[[Negotiation], None]] = []
@@ -133,6 +135,7 @@ class InviteSession:
     def capabilities(self, direction: str = "sendrecv") -> LocalCapabilities:
         return LocalCapabilities(self.ua.host, self.rtp.local_port if self.rtp else 9,
                                  ptime=self.ua.ptime, t38_port=self.t38_port,
+                                 t38_rate_management=self.t38_rate_management,
                                  direction=direction)
 
     def _apply(self, negotiation: Negotiation) -> None:
