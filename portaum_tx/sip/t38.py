@@ -2,8 +2,9 @@
 
 :class:`T38Signalling` wraps an :class:`~portaum_tx.sip.ua.InviteSession`:
 
-- ``accept(port)`` sets the session's ``t38_port``, so that a re-INVITE (or UPDATE)
-  offering ``m=image <port> udptl t38`` is answered with our UDPTL port instead of 488;
+- ``accept(port)`` sets the session's ``t38_port`` (and the rate management methods
+  accepted: transferred and local TCF), so that a re-INVITE (or UPDATE) offering
+  ``m=image udptl t38`` is answered with our UDPTL port instead of 488;
 - ``await request()`` re-INVITEs to T.38 only (``m=image``, no audio) and returns
   whether the far end accepted; a refusal (488, 415, a rejected image stream, a
   timeout) returns False and the call stays on G.711;
@@ -34,8 +35,11 @@ class T38Signalling:
         self._closed = False
         session.on_media.append(self._negotiated)
 
-    def accept(self, port: int) -> None:
+    def accept(self, port: int,
+               rate_management: tuple[str, ...] = ("transferredTCF", "localTCF")) -> None:
+        """Answer T.38 offers with ``port``; spandsp does both TCF methods."""
         self.session.t38_port = port
+        self.session.t38_rate_management = rate_management
 
     async def request(self) -> bool:
         if self._closed or self.session.is_ended or self.session.t38_port is None:
@@ -61,5 +65,6 @@ class T38Signalling:
             return
         self._closed = True
         self.session.t38_port = None
+        self.session.t38_rate_management = ("transferredTCF",)
         if self._negotiated in self.session.on_media:
             self.session.on_media.remove(self._negotiated)

@@ -11,7 +11,7 @@ from twisted.trial import unittest
 
 from portaum_tx.fax import spandsp
 from portaum_tx.fax.call import (
-    MAX_UDPTL_DATAGRAM, FaxCallSession, FaxSettings, FaxUnavailableOnCall, UdptlPort,
+    FAX_JITTER_FRAMES, MAX_UDPTL_DATAGRAM, FaxCallSession, FaxSettings, FaxUnavailableOnCall, UdptlPort,
     fax_channel_for, t38_params_from_sdp,
 )
 from portaum_tx.fax.t38sdp import EC_FEC, EC_NONE, EC_REDUNDANCY, RATE_LOCAL_TCF
@@ -281,6 +281,26 @@ class T38SwitchTests(FaxCallSessionCase):
         self.assertEqual(result.mode, "audio")
         self.assertEqual(self.rtp.params.direction, "sendrecv")
         self.assertReleased(fax)
+
+    def test_g711_plays_out_through_a_deep_buffer_that_never_drops(self):
+        from portaum_tx.rtp.codecs import PCMU
+        from portaum_tx.rtp.jitter import JitterBuffer
+        voice = self.rtp.jitter = JitterBuffer(PCMU.silence_byte)
+        self.rtp.codec = PCMU
+        fax = self.session(None)
+        fax_jitter = self.rtp.jitter
+        self.assertIsNot(fax_jitter, voice)
+        self.assertEqual(fax_jitter.depth_frames, FAX_JITTER_FRAMES)
+        # A sender running fast keeps the buffer full: voice would drop a frame, fax not.
+        for frame in range(3000):
+            fax_jitter.push(frame * 160, bytes([frame % 200]) * 160)
+            if frame % 2 == 0 or frame > 20:
+                fax_jitter.pop()
+        self.assertEqual(fax_jitter.dropped_frames, 0)
+        audio = AudioSender(self.source)
+        self.addCleanup(audio.close)
+        self.assertReceived(self.drive(fax, audio=audio))
+        self.assertIs(self.rtp.jitter, voice)
 
     def test_t38_off_never_binds_a_port(self):
         signalling = FakeSignalling()
