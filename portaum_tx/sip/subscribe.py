@@ -360,6 +360,13 @@ class MwiService:
 
     async def _send_notify(self, dialog: Dialog, peer: Peer, body: str, state: str,
                            cseq: int) -> None:
+        if peer.reliable and peer not in self.ua.transport.connections:
+            # The phone's connection is gone (a restart, another node): reach its Contact.
+            try:
+                peer = await self.ua.destination(dialog.remote_target)
+            except Exception:
+                log.info("cannot reach {target} for NOTIFY", target=dialog.remote_target)
+                return
         request = dialog.make_request(
             "NOTIFY", self.ua.via_host(peer), peer.via_transport, contact=self.ua.contact(peer),
             cseq=cseq, headers=[("Event", EVENT), ("Subscription-State", state),
