@@ -237,6 +237,10 @@ class CallingFax:
         self.garbage_sent += len(batch)
 
     def _tick(self):
+        if self.mode == "audio" and self.audio_sender is not None and self.session.rtp.closed:
+            # The line is gone (our BYE came right after the DCN): the machine still
+            # finishes its procedure, hearing silence.
+            self.audio_sender.step(np.zeros(TICK_SAMPLES, dtype=np.int16))
         if self.t38_sender is not None:
             self.t38_sender.tick()
             self.t38_ticks += 1

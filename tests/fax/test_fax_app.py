@@ -240,6 +240,22 @@ class FaxUnavailableTests(FaxAppCase):
         yield defer.ensureDeferred(self.run_fax(call, sender=None))
         self.assertEqual(call.played, ["fax-not-available"])
 
+    def test_missing_library_logged_when_the_applications_load(self):
+        from twisted.logger import formatEvent, globalLogPublisher
+        events = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+
+        def missing(path=None):
+            raise spandsp.FaxUnavailable("libspandsp not found (install the Debian package "
+                                         "libspandsp2): no candidate library name")
+        self.patch(spandsp, "load_library", missing)
+        fax_app._announce_availability()
+        texts = [formatEvent(e) for e in events]
+        self.assertIn("fax reception is off: libspandsp not found (install the Debian package "
+                      "libspandsp2): no candidate library name; calls to the fax application "
+                      "hear fax-not-available", texts)
+
     def test_configure_reports_why(self):
         self.patch(fax_app, "_defaults", fax_app._defaults)
         self.assertEqual(fax_app.configure(FaxSettings(enabled=False)), "[fax] enabled = no")

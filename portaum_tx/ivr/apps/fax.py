@@ -105,6 +105,18 @@ async def _say_unavailable(call: Call) -> None:
     await call.hangup()
 
 
+def _announce_availability() -> None:
+    """Applications load when the SIP front end starts: say then, once, if fax is off."""
+    try:
+        spandsp.load_library()
+    except spandsp.FaxUnavailable as e:
+        log.warn("fax reception is off: {reason}; calls to the fax application hear "
+                 "fax-not-available", reason=str(e))
+
+
+_announce_availability()
+
+
 @application("fax")
 async def receive(call: Call, context: AppContext, options: dict) -> None:
     settings = parse_options(options)
