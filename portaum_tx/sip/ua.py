@@ -342,6 +342,7 @@ class InviteSession:
         retransmitter = self._retransmitters.pop(request.cseq.number, None)
         if retransmitter is not None:
             retransmitter.ack_received()
+            self._remote_reoffer_pending = False
 
     def _info(self, transaction, request: Request) -> None:
         content_type = request.content_type
@@ -416,6 +417,7 @@ class InviteSession:
                               + self._timer_headers("uas"), body=sdp.serialize())
         transaction.respond(ok)
         if is_invite:
+            self._remote_reoffer_pending = True   # until its ACK: no offer of ours meanwhile
             self._retransmitters[request.cseq.number] = TwoXXRetransmitter(
                 self.ua.clock, self.ua.send_direct, ok, transaction.source,
                 transaction.reliable, timers=self.ua.timers, already_sent=True,

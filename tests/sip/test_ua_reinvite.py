@@ -61,6 +61,20 @@ class MidCall(unittest.TestCase):
                                   body=ANSWER_RECVONLY).serialize())
         self.assertEqual(self.successResultOf(d).audio.direction, "sendonly")
 
+    def test_no_offer_of_ours_before_the_ack_of_theirs(self):
+        self.h.take()
+        self.h.feed(in_dialog("INVITE", self.tag, 2, "z9hG4bKre2", body=OFFER))
+        self.assertEqual([r.status for r in self.h.responses()], [200])
+        d = defer.ensureDeferred(self.session.reoffer(hold=True))
+        self.assertEqual(self.requests(), [])         # their answer is not yet ACKed
+        self.h.feed(in_dialog("ACK", self.tag, 2, "z9hG4bKack2"))
+        self.h.clock.advance(1.0)
+        [ours] = self.requests()
+        self.assertEqual(ours.method, "INVITE")
+        self.h.feed(make_response(ours, 200, headers=[("Content-Type", "application/sdp")],
+                                  body=ANSWER_RECVONLY).serialize())
+        self.assertTrue(self.successResultOf(d).audio is not None)
+
     def test_we_refresh_when_the_caller_has_no_session_timer(self):
         self.h.take()
         self.h.clock.advance(299)
