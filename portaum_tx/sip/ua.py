@@ -118,7 +118,8 @@ class InviteSession:
         self.session_interval: int | None = None
         self.refresher: str | None = None      # "uac" or "uas" of the initial INVITE
         self._we_refresh = False
-        self.hold = False
+        self.hold = False                      # the peer put us on hold
+        self.local_hold = False                # we put the peer on hold
 
     # --- identity for upper layers -----------------------------------------------------
 
@@ -207,6 +208,7 @@ class InviteSession:
                             log.warn("bad answer to our re-offer: {why}", why=exc)
                             raise DialError(self.call_id, "failed", response.status) from None
                         self._apply(negotiation)
+                        self.local_hold = hold
                         self._restart_session_timer()
                         return negotiation
                     if response.status in (408, 481):
@@ -305,7 +307,7 @@ class InviteSession:
             if not self.is_ended:
                 log.info("session refresh failed: {why}", why=failure.getErrorMessage())
                 self._end("session-expired", send_bye=True)
-        d = defer.ensureDeferred(self.reoffer(hold=self.hold))
+        d = defer.ensureDeferred(self.reoffer(hold=self.local_hold))
         d.addErrback(failed)
         d.addErrback(lambda f: log.failure("session refresh", f))
 
