@@ -67,11 +67,11 @@ class FaxAppCase(StoreTestCase):
         return call
 
     async def run_fax(self, call, context=None, options=None, sender="audio", ecm=True,
-                      hang_up_after_pages=None, max_seconds=300):
+                      hang_up_after_pages=None, max_seconds=300, app="fax"):
         """Run the application while ticking the media; the store's queries complete on the
         real reactor, so every tick also lets the reactor turn once."""
         done = defer.ensureDeferred(run_application(
-            self.registry.get("fax"), call, context or self.context(), options or {}, "fax"))
+            self.registry.get(app), call, context or self.context(), options or {}, app))
         audio = AudioSender(self.source, ecm=ecm) if sender == "audio" else None
         if audio is not None:
             self.addCleanup(audio.close)
@@ -209,6 +209,17 @@ class FaxApplicationTests(FaxAppCase):
         yield defer.ensureDeferred(self.run_fax(call, context=self.context(mailbox=None),
                                                 options={"t38": "no"}))
         self.assertEqual(len((yield defer.ensureDeferred(self.messages()))), 1)
+
+    @defer.inlineCallbacks
+    def test_cng_during_voicemail_greeting_hands_over_to_fax(self):
+        call = self.fax_call()
+        call.send_fax_tone("CNG", at=self.clock.seconds() + 3.0)    # during the greeting
+        yield defer.ensureDeferred(self.run_fax(call, context=self.context(),
+                                                options={"t38": "no"}, app="voicemail"))
+        self.assertEqual(call.event_names[:2], ["answer", "fax"], call.events)
+        messages = yield defer.ensureDeferred(self.messages())
+        self.assertEqual([info.kind for info, _ in messages], ["fax"], (call.events, call.played))
+        self.assertEqual(messages[0][1]["Subject"], "Fax from +1 555 0200, 2 pages")
 
     @defer.inlineCallbacks
     def test_unknown_mailbox_rejected(self):
