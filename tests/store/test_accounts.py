@@ -128,10 +128,13 @@ class AccountStoreTests(StoreTestCase):
 
     @defer.inlineCallbacks
     def test_newer_schema_is_refused(self):
+        rows = yield d(self.store.db.execute("read", "SELECT version FROM schema_version"))
+        current = rows[0][0]
         yield d(self.store.db.execute("bump", "UPDATE schema_version SET version = 999"))
         from twisted.internet import reactor
         database = Database(create_engine(self.make_config(), reactor))
         with self.assertRaises(SchemaTooNew) as caught:
             yield d(database.open())
         self.assertIn("version 999", str(caught.exception))
-        yield d(self.store.db.execute("restore", "UPDATE schema_version SET version = 1"))
+        yield d(self.store.db.execute("restore", "UPDATE schema_version SET version = ?",
+                                      (current,)))
