@@ -71,7 +71,9 @@ class Phone(Baresip):
         test.addCleanup(self.kill)
 
 
-class AttendantEndToEnd(unittest.TestCase):
+class WalkThroughCase(unittest.TestCase):
+    """The walk-through's set-up and the server; no tests of its own."""
+
     timeout = 240
 
     def setUp(self):
@@ -127,6 +129,8 @@ class AttendantEndToEnd(unittest.TestCase):
             await sleep(0.1)
         self.fail(f"the server never played {name}; it played {self.heard}")
 
+
+class AttendantEndToEnd(WalkThroughCase):
     @defer.inlineCallbacks
     def test_directory_transfer_to_a_second_phone(self):
         yield defer.ensureDeferred(self._transfer())
