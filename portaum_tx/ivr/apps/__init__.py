@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import math
 import pkgutil
-from typing import Any, Awaitable, Callable, Optional
+from typing import Any, Awaitable, Callable, Optional, Sequence
 
 from portaum_tx.ivr.prompts import language_preferences
 
@@ -139,15 +140,38 @@ def option_number(options: dict, name: str, default: float, minimum: float, maxi
     try:
         if isinstance(value, bool):
             raise ValueError
+        if isinstance(value, str):
+            value = value.strip()
+        # float() and int() of a float accept nan and inf; no option means either.
+        number = float(value) if isinstance(value, (float, str)) else value
+        if isinstance(number, float) and not math.isfinite(number):
+            raise ValueError
         number = int(value) if integer else float(value)
         if integer and isinstance(value, float) and value != int(value):
             raise ValueError
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise OptionError(f"option {name} must be a{'n integer' if integer else ' number'}, "
-                          f"got {value!r}") from None
+                          f"got {options.get(name, default)!r}") from None
     if not minimum <= number <= maximum:
         raise OptionError(f"option {name} must be between {minimum:g} and {maximum:g}, got {value!r}")
     return number
+
+
+def choice_option(name: str, default: str, choices: Sequence[str], help: str) -> tuple:
+    """An option declaration whose value is one of ``choices``: the fifth element of an
+    ``OPTIONS`` entry, so that the admin pages offer (and accept) exactly what
+    :func:`option_choice` will."""
+    if default not in choices:
+        raise ValueError(f"option {name}: default {default!r} is not one of {choices}")
+    return (name, "choice", default, help, tuple(choices))
+
+
+def option_choice(options: dict, name: str, default: str, choices: Sequence[str]) -> str:
+    value = options.get(name, default)
+    text = str(value).strip().lower() if value is not None else default
+    if text not in choices:
+        raise OptionError(f"option {name} must be one of {', '.join(choices)}, got {value!r}")
+    return text
 
 
 def option_languages(options: dict) -> list[str]:
