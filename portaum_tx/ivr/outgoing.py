@@ -29,13 +29,15 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import math
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Optional
 
 from twisted.internet import defer
 from twisted.logger import Logger
 
 from portaum_tx.billing.rating import SecondsRounding, announce_time
-from portaum_tx.ivr.apps import OptionError, option_bool, option_number
+from portaum_tx.ivr.apps import (  # option_choice: re-exported for the applications
+    OptionError, choice_option, option_bool, option_choice, option_number,
+)
 from portaum_tx.ivr.call import Beep, CallHungUp, DialFailed
 from portaum_tx.ivr import charging
 
@@ -50,21 +52,26 @@ LEG_B = "B"
 #: How long an outgoing leg may ring before it counts as not answered.
 RING_TIMEOUT = 60.0
 
-#: The Appendix A options every calling application shares: (name, type, default, help).
+SECONDS_ROUNDING_CHOICES = ("none", "up")
+END_ANNOUNCE_CHOICES = ("beep", "voice")
+
+#: The Appendix A options every calling application shares: (name, type, default, help[,
+#: choices]).
 CALL_OPTIONS = (
     ("announce_time", "bool", False,
      "Announce the longest call allowed to the destination before connecting."),
     ("use_announcement_tariff", "bool", False,
      "Announce the time by the ANNOUNCE+DNIS tariff while rating by the real one."),
-    ("seconds_rounding_mode", "choice", "none",
-     "How seconds of the available time are spoken: none (5 min 49 s) or up (6 minutes)."),
+    choice_option("seconds_rounding_mode", "none", SECONDS_ROUNDING_CHOICES,
+                  "How seconds of the available time are spoken: none (5 min 49 s) or up (6 minutes)."),
     ("play_pre_ring_moh", "bool", False,
      "Play music on hold instead of ringback until the far end rings."),
     ("music_on_hold_class", "text", "",
      "Music on hold class (a directory under prompts/moh/) for pre-ring MOH."),
     ("end_announce_time", "int", 0,
      "Seconds before the forced end of the call at which to warn (0 = no warning)."),
-    ("end_announce_type", "choice", "beep", "The warning: a beep, or the seconds left spoken."),
+    choice_option("end_announce_type", "beep", END_ANNOUNCE_CHOICES,
+                  "The warning: a beep, or the seconds left spoken."),
     ("disconnect_call_before", "int", 0,
      "Seconds before the balance runs out at which the call is cut."),
     ("maximum_dial_attempts", "int", 3, "Destinations the caller may try in one session."),
@@ -83,13 +90,6 @@ class CallOptions:
     disconnect_call_before: int = 0
     maximum_dial_attempts: int = 3
     ring_timeout: float = RING_TIMEOUT
-
-
-def option_choice(options: dict, name: str, default: str, choices: Sequence[str]) -> str:
-    value = str(options.get(name, default)).strip().lower()
-    if value not in choices:
-        raise OptionError(f"option {name} must be one of {', '.join(choices)}, got {options.get(name)!r}")
-    return value
 
 
 def option_text(options: dict, name: str, default: str = "") -> str:
@@ -117,11 +117,12 @@ def call_options(options: dict) -> CallOptions:
         announce_time=option_bool(options, "announce_time", False),
         use_announcement_tariff=option_bool(options, "use_announcement_tariff", False),
         seconds_rounding=SecondsRounding(option_choice(options, "seconds_rounding_mode", "none",
-                                                       ("none", "up"))),
+                                                       SECONDS_ROUNDING_CHOICES)),
         play_pre_ring_moh=option_bool(options, "play_pre_ring_moh", False),
         music_on_hold_class=moh_class,
         end_announce_time=option_int(options, "end_announce_time", 0),
-        end_announce_type=option_choice(options, "end_announce_type", "beep", ("beep", "voice")),
+        end_announce_type=option_choice(options, "end_announce_type", "beep",
+                                        END_ANNOUNCE_CHOICES),
         disconnect_call_before=option_int(options, "disconnect_call_before", 0),
         maximum_dial_attempts=option_int(options, "maximum_dial_attempts", 3, 1, 100),
     )

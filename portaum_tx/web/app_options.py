@@ -4,7 +4,8 @@ Names, defaults and one-line help follow the guide's Appendix A (option keys
 are the guide's names in snake case, as ``prompts_brand`` already is there).
 The admin pages build their forms from this table and the API checks option
 values against it.  Where an application module declares its own option
-definitions (an ``OPTIONS`` sequence of ``(name, type, default, help)``), that
+definitions (an ``OPTIONS`` sequence of ``(name, type, default, help[, choices])``,
+a "choice" option carrying its choices as made by ``ivr.apps.choice_option``), that
 declaration wins, so this table only fills the gaps.
 """
 
@@ -185,7 +186,7 @@ def _declared(entry, known: dict) -> Option:
     """An application module's ``(name, type, default, help[, choices])``; a choice
     without its choices borrows them from this table, else is taken as text."""
     name, kind, default, text = entry[:4]
-    choices = tuple(entry[4]) if len(entry) > 4 else ()
+    choices = tuple(entry[4]) if len(entry) > 4 and entry[4] else ()
     if kind == "choice" and not choices:
         choices = known[name].choices if name in known else ()
         if not choices:
@@ -216,8 +217,11 @@ def check_options(application: str, options: dict[str, Any]) -> dict[str, Any]:
             text = "yes" if text.lower() in ("yes", "true", "1", "on") else "no"
         if option.type == "int" and not (text.isdigit() and len(text) < 10):
             raise OptionValueError(f"option {name} must be a whole number, got {value!r}")
-        if option.type == "choice" and text not in option.choices:
-            raise OptionValueError(f"option {name} must be one of {', '.join(option.choices)}, "
-                                   f"got {value!r}")
+        if option.type == "choice":
+            # the applications read choices case-blind (ivr.apps.option_choice)
+            text = text.lower()
+            if text not in option.choices:
+                raise OptionValueError(f"option {name} must be one of "
+                                       f"{', '.join(option.choices)}, got {value!r}")
         result[name] = text
     return result

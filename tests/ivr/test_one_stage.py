@@ -94,7 +94,7 @@ class PinlessTests(CallingCase, unittest.TestCase):
 
     def test_declared_defaults(self):
         from portaum_tx.ivr.apps import load_applications
-        options = {name: default for name, _, default, _ in load_applications().get("pinless").OPTIONS}
+        options = {name: default for name, _, default, *_ in load_applications().get("pinless").OPTIONS}
         self.assertEqual((options["ani_authentication"], options["manual_authentication"],
                           options["check_service_password"]), (True, False, True))
 

@@ -10,7 +10,7 @@ from typing import Optional
 from portaum_tx.billing.engine import BillingEngine
 from portaum_tx.billing.translate import TranslationError, TranslationRules, parse_rules
 from portaum_tx.ivr import charging
-from portaum_tx.ivr.apps import OptionError, apply_language_options, option_bool
+from portaum_tx.ivr.apps import OptionError, apply_language_options, choice_option, option_bool
 from portaum_tx.ivr.call import Audio
 from portaum_tx.ivr.charging import Payer
 from portaum_tx.ivr.outgoing import (
@@ -52,10 +52,11 @@ PASSWORD_OPTIONS = (
     ("minimum_password_length", "int", 4, "Shortest service password accepted."),
     ("maximum_password_length", "int", 4, "Longest service password accepted."),
 )
+LOW_BALANCE_CHOICES = ("none", "disconnect", "no_calls")
 BALANCE_OPTIONS = (
-    ("check_low_balance", "choice", "none",
-     "Below the product's breakage: disconnect at once, refuse calls after dialling (no_calls), "
-     "or do nothing (none)."),
+    choice_option("check_low_balance", "none", LOW_BALANCE_CHOICES,
+                  "Below the product's breakage: disconnect at once, refuse calls after dialling "
+                  "(no_calls), or do nothing (none)."),
     ("announce_balance", "bool", False,
      "Announce the balance before asking for the number to call."),
 )
@@ -235,7 +236,7 @@ class IncomingLeg:
 
 
 def low_balance_mode(options: dict) -> str:
-    return option_choice(options, "check_low_balance", "none", ("none", "disconnect", "no_calls"))
+    return option_choice(options, "check_low_balance", "none", LOW_BALANCE_CHOICES)
 
 
 async def announce_balance(call, payer: Payer) -> None:

@@ -36,7 +36,7 @@ from twisted.internet import defer, task
 from twisted.logger import Logger
 
 from portaum_tx.ivr import charging
-from portaum_tx.ivr.apps import OptionError, application, option_bool
+from portaum_tx.ivr.apps import OptionError, application, choice_option, option_bool
 from portaum_tx.ivr.apps._calling import (
     ANI_RULE_OPTION, BALANCE_OPTIONS, CARD_OPTIONS, FIRST_DIGIT_TIMEOUT, INTER_DIGIT_TIMEOUT,
     LANGUAGE_OPTIONS, WELCOME_OPTION, access_code_of, announce_balance, ask_card, billing_of, destination_loop,
@@ -52,11 +52,12 @@ from portaum_tx.ivr.outgoing import (
 log = Logger()
 
 CALLBACK_FAIL = "CALLBACK_FAIL"
+AUTHENTICATE_BY_CHOICES = ("ani", "dnis", "none")
 
 OPTIONS = (
-    ("authenticate_by", "choice", "ani",
-     "Authenticate by the caller's number (ani), the dialled access number (dnis), or a card "
-     "number after the callback (none)."),
+    choice_option("authenticate_by", "ani", AUTHENTICATE_BY_CHOICES,
+                  "Authenticate by the caller's number (ani), the dialled access number (dnis), "
+                  "or a card number after the callback (none)."),
     ANI_RULE_OPTION,
     ("send_authorization", "bool", False,
      "Authorize the callback leg at once (balance, forbidden destinations)."),
@@ -117,7 +118,7 @@ def _access_code(prefix: str, access_code: str) -> str:
 @application("callback")
 async def callback(call, context, options: dict) -> None:
     billing = billing_of(context)
-    mode = option_choice(options, "authenticate_by", "ani", ("ani", "dnis", "none"))
+    mode = option_choice(options, "authenticate_by", "ani", AUTHENTICATE_BY_CHOICES)
     ani_rule = translation_rule(options, "ani_translation_rule")
     dial_rule = translation_rule(options, "dial_translation_rule")
     wait = option_int(options, "wait_time", 0, 0, 3600)

@@ -14,8 +14,8 @@ from portaum_tx.ivr.apps.prepaid import OPTIONS as PREPAID_OPTIONS, prepaid
 DEFAULTS = {"ani_authentication": True, "manual_authentication": False,
             "check_service_password": True}
 
-OPTIONS = tuple((name, kind, DEFAULTS.get(name, default), text)
-                for name, kind, default, text in PREPAID_OPTIONS)
+OPTIONS = tuple((name, kind, DEFAULTS.get(name, default), *rest)
+                for name, kind, default, *rest in PREPAID_OPTIONS)
 
 
 @application("pinless")
