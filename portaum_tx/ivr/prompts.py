@@ -136,6 +136,34 @@ def _check_token(kind: str, value: str, pattern: re.Pattern = _TOKEN) -> None:
         raise PromptNameError(f"invalid prompt {kind} {value!r}")
 
 
+#: The brand under which uploaded prompts of the brand-less default set are stored.
+STORE_DEFAULT_BRAND = ""
+#: How long an uploaded prompt (or its absence) is trusted before the store is asked again:
+#: every prompt of every call would otherwise be a query, and uploads are rare.
+STORE_LOOKUP_TTL = 30.0
+
+
+def store_lookup(prompt_store, clock, ttl: float = STORE_LOOKUP_TTL) -> StoreLookup:
+    """The hook over ``store.prompts`` (``get_prompt(brand, language, name)``): the default
+    set (``brand`` None here) is stored under brand ``""``. Answers, found or not, are kept
+    for ``ttl`` seconds of ``clock`` so that other nodes' uploads show within that time."""
+    remembered: dict[tuple[str, str, str], tuple[float, Optional[bytes]]] = {}
+
+    async def lookup(name: str, language: str, brand: Optional[str]) -> Optional[bytes]:
+        key = (STORE_DEFAULT_BRAND if brand is None else brand, language, name)
+        now = clock.seconds()
+        hit = remembered.get(key)
+        if hit is not None and now - hit[0] < ttl:
+            return hit[1]
+        audio = await prompt_store.get_prompt(*key)
+        if len(remembered) > 10000:
+            remembered.clear()
+        remembered[key] = (now, audio)
+        return audio
+
+    return lookup
+
+
 class PromptLibrary:
     def __init__(self, default_dir: Union[str, Path, None] = None,
                  store_lookup: StoreLookup | None = None,

@@ -2,13 +2,14 @@ import os
 from pathlib import Path
 
 from twisted.internet import defer
+from twisted.internet.task import Clock
 from twisted.trial import unittest
 
 from portaum_tx.convert.audio import make_au, read_au
 from portaum_tx.ivr import say
 from portaum_tx.ivr.prompts import (
     Prompt, PromptError, PromptFormatError, PromptLibrary, PromptNameError, PromptNotFound,
-    default_prompt_dir, language_preferences, load_catalog,
+    default_prompt_dir, language_preferences, load_catalog, store_lookup,
 )
 
 PROMPT_DIR = default_prompt_dir()
@@ -232,6 +233,30 @@ class LibraryTests(unittest.TestCase):
         deferred_library = PromptLibrary(self.root, store_lookup=lambda *a: defer.succeed(None))
         self.assertEqual(self.resolve("hello", ["en"], library=deferred_library).source,
                          str(self.root / "en/hello.au"))
+
+    def test_store_hook_finds_default_uploads_under_the_empty_brand(self):
+        class PromptStore:
+            def __init__(self):
+                self.rows = {("", "en", "hello"): ulaw_au(byte=9), ("acme", "en", "bye"): ulaw_au(byte=8)}
+                self.asked = []
+
+            async def get_prompt(self, brand, language, name):
+                self.asked.append((brand, language, name))
+                return self.rows.get((brand, language, name))
+
+        store, clock = PromptStore(), Clock()
+        library = PromptLibrary(self.root, store_lookup=store_lookup(store, clock, ttl=30))
+        prompt = self.resolve("hello", ["en"], "acme", library=library)
+        self.assertEqual((prompt.source, prompt.brand, prompt.ulaw[:1]), ("store", None, b"\x09"))
+        self.assertEqual(store.asked, [("acme", "en", "hello"), ("", "en", "hello")])
+        self.assertEqual(self.resolve("bye", ["en"], "acme", library=library).ulaw[:1], b"\x08")
+        # answers are kept for the TTL, then asked again (an upload on another node shows)
+        asked = len(store.asked)
+        self.resolve("hello", ["en"], "acme", library=library)
+        self.assertEqual(len(store.asked), asked)
+        store.rows[("", "en", "hello")] = ulaw_au(byte=3)
+        clock.advance(31)
+        self.assertEqual(self.resolve("hello", ["en"], library=library).ulaw[:1], b"\x03")
 
     def test_bad_upload_from_the_store_is_a_format_error(self):
         library = PromptLibrary(self.root, store_lookup=lambda *a: b"\x89PNG....")
