@@ -20,7 +20,9 @@ from typing import Any, Optional
 
 from twisted.logger import Logger
 
-from portaum_tx.ivr.apps import AppContext, ApplicationRegistry, OptionError, UnknownApplication
+from portaum_tx.ivr.apps import (
+    AppContext, ApplicationRegistry, BackgroundWork, OptionError, UnknownApplication,
+)
 from portaum_tx.ivr.call import CallHungUp
 from portaum_tx.store import NotFound
 
@@ -48,18 +50,41 @@ def greeting_reason(diversion_reason: Optional[str]) -> str:
 
 
 class Router:
+    """Routes calls and builds each application's :class:`AppContext` from the node's
+    services: ``billing`` (one BillingEngine for every call; made over ``store`` when not
+    given and the store has billing tables), ``payment_gateway`` (None: card top-up off),
+    ``originate`` (the SIP layer's outgoing calls, for callback) and ``background`` (a
+    :class:`BackgroundWork` the node stops at shutdown; the router's own otherwise)."""
+
     def __init__(self, store, mailboxes, accounts, clock, applications: ApplicationRegistry,
-                 run_blocking=None):
+                 run_blocking=None, *, billing=None, payment_gateway=None, originate=None,
+                 background: Optional[BackgroundWork] = None):
         self.store = store
         self.mailboxes = mailboxes
         self.accounts = accounts
         self.clock = clock
         self.applications = applications
         self.run_blocking = run_blocking
+        if billing is None and getattr(store, "billing", None) is not None:
+            from portaum_tx.billing.engine import BillingEngine
+            billing = BillingEngine(store, clock)
+        self.billing = billing
+        self.payment_gateway = payment_gateway
+        self.originate = originate
+        self.background = background if background is not None else BackgroundWork(clock)
 
     @classmethod
-    def for_node(cls, node, applications: ApplicationRegistry, run_blocking=None) -> "Router":
-        return cls(node.store, node.mailboxes, node.accounts, node.reactor, applications, run_blocking)
+    def for_node(cls, node, applications: ApplicationRegistry, run_blocking=None, *,
+                 originate=None) -> "Router":
+        """The router over a server Node's services (see portaum_tx.server.Node)."""
+        return cls(node.store, node.mailboxes, node.accounts, node.reactor, applications,
+                   run_blocking, billing=getattr(node, "billing", None),
+                   payment_gateway=getattr(node, "payment_gateway", None),
+                   originate=originate, background=getattr(node, "background", None))
+
+    async def stop(self, grace: float = 0.0) -> None:
+        """Cancel (after ``grace`` seconds) and wait for the work calls left running."""
+        await self.background.stop(grace)
 
     async def route(self, called: str, original_called: Optional[str] = None,
                     diversion_reason: Optional[str] = None) -> Route:
@@ -80,7 +105,9 @@ class Router:
         return AppContext(store=self.store, mailboxes=self.mailboxes, accounts=self.accounts,
                           clock=self.clock, applications=self.applications,
                           access_number=route.access_number, mailbox=route.mailbox,
-                          reason=route.reason, run_blocking=self.run_blocking)
+                          reason=route.reason, run_blocking=self.run_blocking,
+                          billing=self.billing, payment_gateway=self.payment_gateway,
+                          originator=self.originate, background_work=self.background)
 
     async def handle(self, call) -> Optional[Route]:
         """Route ``call`` and run its application to the end; the call is over afterwards.

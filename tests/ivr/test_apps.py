@@ -69,3 +69,88 @@ class ChoiceTests(unittest.TestCase):
                     self.assertEqual(len(entry), 5, f"{name}: {entry[0]} has no choices")
                     self.assertIn(entry[2], entry[4], f"{name}: {entry[0]}")
         self.assertGreater(seen, 5)
+
+
+class BackgroundWorkTests(unittest.TestCase):
+    def setUp(self):
+        from twisted.internet.task import Clock
+        from portaum_tx.ivr.apps import BackgroundWork
+        self.clock = Clock()
+        self.work = BackgroundWork(self.clock)
+
+    def test_failures_are_logged_and_finished_work_forgotten(self):
+        from twisted.internet import defer
+        ok, bad = defer.Deferred(), defer.Deferred()
+        self.work.track(ok, "callback to 1")
+        done = self.work.track(bad, "callback to 2")
+        self.assertEqual(self.work.pending, ["callback to 1", "callback to 2"])
+        bad.errback(RuntimeError("trunk down"))
+        self.assertIsNone(self.successResultOf(done))
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+        ok.callback("xdr")
+        self.assertEqual(self.work.pending, [])
+        with self.assertRaises(TypeError):
+            self.work.track(object())
+
+    def test_stop_waits_out_the_grace_then_cancels_and_waits_for_the_unwinding(self):
+        from twisted.internet import defer
+        unwound = []
+        hangup = defer.Deferred()
+
+        async def session():
+            try:
+                await defer.Deferred()          # a call in progress
+            finally:
+                await hangup                    # the BYE's transaction
+                unwound.append(True)
+
+        quick = defer.Deferred()
+        self.work.track(defer.ensureDeferred(session()), "callback session")
+        self.work.track(quick, "quick one")
+        stopping = defer.ensureDeferred(self.work.stop(grace=5))
+        self.clock.advance(1)
+        quick.callback(None)
+        self.assertNoResult(stopping)
+        self.clock.advance(4)                   # grace over: cancelled, hanging up
+        self.assertNoResult(stopping)
+        self.assertEqual(self.work.pending, ["callback session"])
+        hangup.callback(None)
+        self.successResultOf(stopping)
+        self.assertEqual((unwound, self.work.pending), ([True], []))
+        self.assertEqual(self.flushLoggedErrors(), [])
+        cancelled = []
+        late = defer.Deferred(cancelled.append)
+        self.successResultOf(self.work.track(late, "too late"))
+        self.assertEqual((cancelled, self.work.pending), ([late], []))
+
+
+class AppContextTests(unittest.TestCase):
+    def context(self, **extra):
+        from twisted.internet.task import Clock
+        from portaum_tx.ivr.apps import AppContext
+        return AppContext(store=None, mailboxes=None, accounts=None, clock=Clock(), **extra)
+
+    def test_originate_goes_through_the_node_or_fails_as_a_dial(self):
+        from twisted.internet import defer
+        from portaum_tx.ivr.call import DialFailed
+        placed = []
+
+        async def originator(destination, caller_id, timeout):
+            placed.append((destination, caller_id, timeout))
+            return "leg"
+
+        context = self.context(originator=originator)
+        leg = self.successResultOf(defer.ensureDeferred(context.originate("4420", "800", 30)))
+        self.assertEqual((leg, placed), ("leg", [("4420", "800", 30)]))
+        failure = self.failureResultOf(defer.ensureDeferred(self.context().originate("4420")),
+                                       DialFailed)
+        self.assertEqual(failure.value.reason, "failed")
+
+    def test_background_without_a_node_tracker_still_logs_failures(self):
+        from twisted.internet import defer
+        context = self.context()
+        work = defer.Deferred()
+        context.background(work)
+        self.assertEqual(context.background_work.pending, ["background work"])
+        work.errback(ValueError("x"))
+        self.assertEqual(len(self.flushLoggedErrors(ValueError)), 1)

@@ -1,6 +1,10 @@
 """Routing incoming calls: access numbers, mailboxes, 404."""
 
+import types
+
 from twisted.internet import reactor
+
+from portaum_tx.billing.engine import BillingEngine
 
 from portaum_tx.ivr.router import NoRoute, Route, Router, greeting_reason
 from tests.ivr.test_voicemail_support import MAILBOX, VoicemailCase, run
@@ -118,6 +122,53 @@ class RouterTests(VoicemailCase):
         await run(self.handle(call))
         self.assertEqual(call.hangup_reason, "caller")
         self.assertEqual(call.event_names, ["answer"])
+
+    async def test_every_call_gets_the_node_services_and_one_billing_engine(self):
+        contexts = []
+
+        async def keep(call, context, options):
+            contexts.append(context)
+        self.registry.register("test-app", keep, replace=True)
+        gateway, placed = object(), []
+
+        async def originate(destination, caller_id, timeout):
+            placed.append(destination)
+            return "leg"
+
+        node = types.SimpleNamespace(store=self.ivr_store, mailboxes=self.mailboxes,
+                                     accounts=self.accounts, reactor=self.clock,
+                                     payment_gateway=gateway)
+        router = Router.for_node(node, self.registry, originate=originate)
+        for number in ("AD1", "AD2"):
+            await self._handle_with(router, number)
+        first, second = contexts
+        self.assertIsInstance(first.billing, BillingEngine)
+        self.assertIs(first.billing, second.billing)
+        self.assertIs(first.payment_gateway, gateway)
+        self.assertIs(first.background_work, router.background)
+        self.assertEqual(await first.originate("4420", "800", 30), "leg")
+        self.assertEqual(placed, ["4420"])
+        no_gateway = Router(self.ivr_store, self.mailboxes, self.accounts, self.clock, self.registry)
+        self.assertIsNone(no_gateway.context(Route("test-app", {})).payment_gateway)
+
+    async def _handle_with(self, router, number):
+        call = self.make_call(called=number)
+        await call.run(router.handle(call), reactor)
+
+    async def test_background_work_outlives_the_call_until_the_router_stops(self):
+        from twisted.internet import defer
+        works = []
+
+        async def leave_work(call, context, options):
+            await call.reject(486)
+            works.append(defer.Deferred())
+            context.background(works[-1], "callback")
+        self.registry.register("test-app", leave_work, replace=True)
+        await self._handle_with(self.router, "AD1")
+        self.assertEqual(self.router.background.pending, ["callback"])
+        await self.router.stop()
+        self.assertTrue(works[0].called)
+        self.assertEqual(self.router.background.pending, [])
 
     def test_registry_names(self):
         self.assertTrue({"voicemail", "voicemail-access", "voicemail-pin"} <= set(self.registry.names()))

@@ -24,7 +24,13 @@ import math
 import pkgutil
 from typing import Any, Awaitable, Callable, Optional, Sequence
 
+from twisted.internet import defer
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
 from portaum_tx.ivr.prompts import language_preferences
+
+log = Logger()
 
 Application = Callable[[Any, "AppContext", dict], Awaitable[None]]
 
@@ -102,7 +108,13 @@ class AppContext:
     ``mailbox``: the account a voicemail deposit is for, when routing decided it;
     ``reason``: why the call was diverted there (busy, no-answer, unavailable ...);
     ``run_blocking``: runs a CPU-heavy function off the reactor (MP3 encoding), returning a
-    Deferred; None runs it inline.
+    Deferred; None runs it inline;
+    ``billing``: the node's BillingEngine (None: the calling applications make one over
+    ``store``); ``payment_gateway``: the node's PaymentGateway, None when ``[payment] url``
+    is empty (card top-up is then "service not available");
+    ``originator``: ``async (destination, caller_id, timeout) -> Call``, the SIP layer's
+    outgoing call not tied to an incoming one (see :meth:`originate`);
+    ``background_work``: the node's :class:`BackgroundWork` (see :meth:`background`).
     """
 
     store: Any
@@ -114,11 +126,94 @@ class AppContext:
     mailbox: Optional[str] = None
     reason: Optional[str] = None
     run_blocking: Optional[Callable[..., Any]] = None
+    billing: Any = None
+    payment_gateway: Any = None
+    originator: Optional[Callable[[str, Optional[str], float], Awaitable[Any]]] = None
+    background_work: Optional["BackgroundWork"] = None
 
     async def blocking(self, function: Callable[..., Any], *args: Any) -> Any:
         if self.run_blocking is None:
             return function(*args)
         return await self.run_blocking(function, *args)
+
+    async def originate(self, destination: str, caller_id: Optional[str] = None,
+                        timeout: float = 60.0):
+        """Call ``destination`` (a callback): the answered leg, a Call the application must
+        hang up; raises :class:`~portaum_tx.ivr.call.DialFailed` (reason ``failed`` when
+        this node places no calls)."""
+        if self.originator is None:
+            from portaum_tx.ivr.call import DialFailed
+            log.error("cannot call {destination}: this node places no outgoing calls",
+                      destination=destination)
+            raise DialFailed(destination, "failed")
+        return await self.originator(destination, caller_id, timeout)
+
+    def background(self, work: defer.Deferred, what: str = "background work") -> defer.Deferred:
+        """Keep ``work`` (a Deferred) running after the call that started it has ended: the
+        node's shutdown cancels it and waits for it, and a failure is logged."""
+        if self.background_work is None:
+            self.background_work = BackgroundWork()
+        return self.background_work.track(work, what)
+
+
+class BackgroundWork:
+    """Work that outlives the call that started it (a callback placed after the caller hung
+    up). A failure is logged; :meth:`stop` refuses new work, lets what runs finish within a
+    grace time, then cancels the rest and waits until it has unwound (legs hung up)."""
+
+    def __init__(self, clock=None):
+        self.clock = clock
+        self.stopping = False
+        # work -> (what it is, fires once the work has ended)
+        self._pending: dict[defer.Deferred, tuple[str, defer.Deferred]] = {}
+
+    @property
+    def pending(self) -> list[str]:
+        """What is still running, by description."""
+        return [what for what, _ in self._pending.values()]
+
+    def track(self, work: defer.Deferred, what: str = "background work") -> defer.Deferred:
+        """Returns a Deferred that fires (with None) once ``work`` has ended, however."""
+        if not isinstance(work, defer.Deferred):
+            raise TypeError(f"background work must be a Deferred, got {type(work).__name__}")
+        finished = defer.Deferred()
+        if self.stopping:
+            log.warn("node stopping: {what} not started", what=what)
+            work.addErrback(lambda failure: None)
+            work.cancel()
+            finished.callback(None)
+            return finished
+        self._pending[work] = (what, finished)
+
+        def ended(result):
+            self._pending.pop(work, None)
+            if isinstance(result, Failure) and not result.check(defer.CancelledError):
+                log.failure("{what} failed", result, what=what)
+            finished.callback(None)
+            return None
+
+        work.addBoth(ended)
+        return finished
+
+    def _all_finished(self) -> defer.Deferred:
+        return defer.DeferredList([finished for _, finished in self._pending.values()])
+
+    async def stop(self, grace: float = 0.0) -> None:
+        self.stopping = True
+        if self._pending and grace > 0 and self.clock is not None:
+            gate = defer.Deferred()
+            open_gate = lambda *_: None if gate.called else gate.callback(None)  # noqa: E731
+            self._all_finished().addBoth(open_gate)
+            timer = self.clock.callLater(grace, open_gate)
+            await gate
+            if timer.active():
+                timer.cancel()
+        if self._pending:
+            log.info("node stopping: cancelling {what}", what=", ".join(self.pending))
+            waits = self._all_finished()
+            for work in list(self._pending):
+                work.cancel()
+            await waits
 
 
 # --- option parsing shared by applications (names as in the guide's Appendix A) ---------
