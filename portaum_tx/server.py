@@ -81,6 +81,11 @@ class Node:
     secret: str
     listening: dict = dataclasses.field(default_factory=dict)  # label -> IListeningPort
     services: dict = dataclasses.field(default_factory=dict)   # front end name -> front end
+    # What IVR applications use, one of each per node (None where a test leaves it out):
+    billing: Any = None          # billing.engine.BillingEngine
+    payment_gateway: Any = None  # billing.gateway.PaymentGateway; None: [payment] url empty
+    prompts: Any = None          # ivr.prompts.PromptLibrary, uploaded prompts included
+    background: Any = None       # ivr.apps.BackgroundWork: work outliving its call
 
 
 def default_frontends() -> list:
@@ -133,6 +138,9 @@ def preflight_storage(config: Config) -> None:
 
 
 class PortaumService(service.MultiService):
+    #: Seconds the work calls left running (callbacks) get at shutdown before it is cancelled.
+    background_grace = 5.0
+
     def __init__(self, config: Config, reactor, frontends: list | None = None,
                  exit_on_failure: bool = True):
         super().__init__()
@@ -208,6 +216,7 @@ class PortaumService(service.MultiService):
                     mailboxes=MailboxService(store, events, self.reactor, domain=domain),
                     accounts=AccountService(store, self.reactor, realm=self.config.sip.realm),
                     name=self.config.cluster.node_name or hostname, secret=secret)
+        self._add_ivr_services(node)
         self.node = node
         for frontend in self.frontends:
             targets = await frontend.start(node)
@@ -225,6 +234,19 @@ class PortaumService(service.MultiService):
                  name=node.name, engine=store.engine_name, version=store.schema_version,
                  ports=", ".join(f"{s.label} {s.transport}/{s.port}" for _, s, _ in self._gates.values()))
         return node
+
+    def _add_ivr_services(self, node: Node) -> None:
+        from .billing.engine import BillingEngine
+        from .billing.gateway import PaymentGateway
+        from .ivr.apps import BackgroundWork
+        from .ivr.prompts import PromptLibrary, store_lookup
+
+        if getattr(node.store, "billing", None) is not None:
+            node.billing = BillingEngine(node.store, self.reactor)
+        node.payment_gateway = PaymentGateway.from_config(self.config, self.reactor)
+        node.prompts = PromptLibrary(self.config.prompts.directory or None,
+                                     store_lookup=store_lookup(node.store.prompts, self.reactor))
+        node.background = BackgroundWork(self.reactor)
 
     def _start_failed(self, failure):
         message = failure.getErrorMessage() or failure.type.__name__
@@ -248,6 +270,9 @@ class PortaumService(service.MultiService):
             await port.stopListening()
         self._ports = []
         if self.node is not None:
+            if self.node.background is not None:
+                # callbacks still to place or in progress: a few seconds to end, then hung up
+                await self.node.background.stop(grace=self.background_grace)
             for frontend in reversed(list(self.node.services.values())):
                 stop = getattr(frontend, "stop", None)
                 if stop is not None:
