@@ -26,7 +26,7 @@ from typing import Optional
 import numpy as np
 from twisted.internet import defer
 
-from portaum_tx.ivr.call import Audio, Call, CallHungUp, DialFailed
+from portaum_tx.ivr.call import Audio, Call, DialFailed
 
 ANNOUNCE_EVERY = 60.0   # seconds between position announcements
 POLL_SECONDS = 2.0      # how often a waiting caller checks for its turn
@@ -204,5 +204,5 @@ async def _announce(call: Call, attendant, caller_id: int, outcome: QueueOutcome
     await call.play(items)
 
 
-__all__ = ["CallHungUp", "Music", "QueueError", "QueueOutcome", "QueueSettings", "announcement",
+__all__ = ["Music", "QueueError", "QueueOutcome", "QueueSettings", "announcement",
            "estimated_wait", "wait_in_queue"]

@@ -1,7 +1,5 @@
 """The auto attendant over a real store: every event and every action."""
 
-import dataclasses
-
 from portaum_tx.ivr.apps.auto_attendant import MAX_HOPS
 from portaum_tx.ivr.attendant import EventAction as A, MenuError
 from portaum_tx.ivr.call import TransferFailed
