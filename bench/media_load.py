@@ -598,7 +598,7 @@ def run_one(args, calls: int) -> dict:
         "server_tick_ms": stats["tick_ms"], "server_gc": stats["gc"], "server_autogroup": stats["autogroup"], "server_skipped_ticks": stats["skipped_ticks"],
         "generator_late_ticks": result.get("generator_late_ticks"),
         "sip_errors": generator.sip_errors,
-        "cpu_pressure_before": pressure_before, "cpu_pressure_after": pressure_after,
+        "realtime": args.realtime, "cpu_pressure_before": pressure_before, "cpu_pressure_after": pressure_after,
     }
 
 
@@ -616,6 +616,13 @@ def prioritise(nice: int) -> None:
     except OSError:
         pass
     os.nice(nice)
+
+
+def realtime(priority: int) -> None:
+    """SCHED_FIFO for this generator and (inherited) the server: telephony media
+    processes commonly run so. The kernel still leaves other work 5% of each CPU
+    (sched_rt_runtime_us), and neither process spins."""
+    os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
 
 
 def main():
@@ -639,6 +646,8 @@ def main():
     parser.add_argument("--load-core", type=int, default=0)
     parser.add_argument("--nice", type=int, default=-10,
                         help="niceness of this generator and (inherited) the server, ahead of other work")
+    parser.add_argument("--realtime", type=int, default=0,
+                        help="SCHED_FIFO priority for generator and server (0: normal scheduling)")
     parser.add_argument("--quiet", type=float, default=15.0,
                         help="wait until CPU pressure (PSI some avg10, %%) is below this")
     parser.add_argument("--patience", type=float, default=120.0, help="but no longer than this")
@@ -649,6 +658,8 @@ def main():
     os.sched_setaffinity(0, {args.load_core})
     if args.nice:
         prioritise(args.nice)
+    if args.realtime:
+        realtime(args.realtime)
     for count in [int(c) for c in args.calls.split(",")]:
         figures = run_one(args, count)
         print(json.dumps(figures), flush=True)

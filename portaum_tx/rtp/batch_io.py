@@ -3,10 +3,10 @@
 With one reactor callback per packet, a thousand sessions cost fifty thousand trips
 a second through the reactor's poll loop, its logging context and the port's read
 loop before a packet reaches its session. Here the RTP sockets are taken out of the
-reactor and the media clock, just before it pops the jitter buffers, reads each
+reactor and the media clock, at the end of each tick (after sending), reads each
 registered session's socket that has packets waiting and hands them straight to the
-session. Packets are so read at most 20 ms after they arrive, and always before the
-tick that plays them.
+session. A packet is so read at most 20 ms after it arrives, before the next tick
+pops the jitter buffers, as with reactor reads.
 
 What changes for the session: the arrival time it sees is the time of the read, so
 the interarrival jitter it reports in RTCP is measured at tick granularity. RTCP
@@ -78,8 +78,11 @@ class BatchedMediaClock(MediaClock):
         super().unregister(session)
 
     def tick(self) -> None:
-        self.read_sockets()
+        # Send first, read after: how long the reads take varies from tick to tick
+        # (with how many packets the peers' timing put in this tick rather than the
+        # next), and reading before the tick would shift every send by that much.
         super().tick()
+        self.read_sockets()
 
     def read_sockets(self) -> None:
         readers = self._readers
