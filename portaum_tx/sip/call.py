@@ -21,7 +21,7 @@ from portaum_tx.sip.ua import DialError, IncomingSession, InviteSession, Outgoin
 
 log = Logger()
 
-__all__ = ["SipCall", "SipSignalling", "REFER_TIMEOUT", "TRANSFER_RING_TIMEOUT"]
+__all__ = ["SipCall", "SipSignalling", "dial_session", "REFER_TIMEOUT", "TRANSFER_RING_TIMEOUT"]
 
 #: How long a REFER may take to report its outcome.
 REFER_TIMEOUT = 32.0
@@ -29,6 +29,17 @@ REFER_TIMEOUT = 32.0
 TRANSFER_RING_TIMEOUT = 60.0
 #: REFER refusals after which a new leg is tried instead (the phone cannot transfer).
 _REFER_UNSUPPORTED = (None, 400, 403, 405, 420, 488, 501, 603)
+
+
+async def dial_session(ua, destination: str, caller_id: Optional[str],
+                       timeout: float) -> OutgoingSession:
+    """``ua.dial`` with its DialError as the Call API's DialFailed."""
+    try:
+        return await defer.ensureDeferred(ua.dial(destination, caller_id=caller_id,
+                                                  timeout=timeout))
+    except DialError as exc:
+        reason = exc.reason if exc.reason in ("busy", "no-answer", "rejected") else "failed"
+        raise DialFailed(destination, reason, exc.code) from None
 
 
 class SipSignalling:
@@ -56,13 +67,7 @@ class SipSignalling:
         await self.invite.hangup()
 
     async def dial(self, destination: str, caller_id: Optional[str], timeout: float) -> "SipCall":
-        attempt = defer.ensureDeferred(self.ua.dial(destination, caller_id=caller_id,
-                                                    timeout=timeout))
-        try:
-            session = await attempt
-        except DialError as exc:
-            reason = exc.reason if exc.reason in ("busy", "no-answer", "rejected") else "failed"
-            raise DialFailed(destination, reason, exc.code) from None
+        session = await dial_session(self.ua, destination, caller_id, timeout)
         return self.make_leg(session, destination, caller_id)
 
     async def transfer(self, destination: str) -> None:
@@ -137,6 +142,16 @@ class SipCall(MediaCall):
         return cls(invite, ua, prompts, calling=invite.calling, called=invite.called,
                    calling_name=invite.calling_name, original_called=invite.original_called,
                    diversion_reason=invite.diversion_reason, **options)
+
+    @classmethod
+    async def originate(cls, ua, prompts, destination: str, caller_id: Optional[str] = None,
+                        timeout: float = 60.0, **options) -> "SipCall":
+        """A call of our own, not a leg of an incoming one (a callback): the answered leg;
+        raises DialFailed."""
+        session = await dial_session(ua, destination, caller_id, timeout)
+        call = cls(session, ua, prompts, calling=caller_id or "", called=destination, **options)
+        call.answered = True
+        return call
 
     def _make_leg(self, session: OutgoingSession, destination: str,
                   caller_id: Optional[str]) -> "SipCall":

@@ -103,11 +103,13 @@ class SipFrontend:
                             session_expires=int(sip.session_expires), ptime=config.rtp.ptime,
                             outbound_proxy=sip.outbound_proxy, credentials=credentials,
                             resolve=reactor.resolve)
-        if self.route is None:
-            self.route = self._default_route(node)
+        if self.prompts is None:
+            self.prompts = getattr(node, "prompts", None)   # the node's, with uploads
         if self.prompts is None:
             from portaum_tx.ivr.prompts import PromptLibrary
             self.prompts = PromptLibrary(config.prompts.directory or None)
+        if self.route is None:
+            self.route = self._default_route(node)
         try:
             from portaum_tx.sip.subscribe import MwiService
         except ImportError:
@@ -133,8 +135,21 @@ class SipFrontend:
             async def no_route(call):
                 await call.reject(404, "Not Found")
             return no_route
-        router = Router.for_node(node, load_applications())
+        router = Router.for_node(node, load_applications(), originate=self.originate)
         return router.handle
+
+    async def originate(self, destination: str, caller_id: str | None = None,
+                        timeout: float = 60.0) -> SipCall:
+        """An outgoing call not tied to an incoming one (callback), answered; the caller
+        hangs it up. Raises portaum_tx.ivr.call.DialFailed."""
+        if self.ua is None:
+            from portaum_tx.ivr.call import DialFailed
+            raise DialFailed(destination, "failed")
+        call = await SipCall.originate(self.ua, self.prompts, destination, caller_id, timeout,
+                                       prompt_cache=self.prompt_cache)
+        self.calls.add(call)
+        call.hungup.addBoth(lambda reason: (self.calls.discard(call), reason)[1])
+        return call
 
     def _incoming(self, session: IncomingSession) -> None:
         call = SipCall.for_incoming(session, self.ua, self.prompts, prompt_cache=self.prompt_cache)
