@@ -25,8 +25,12 @@ from typing import Optional
 
 import numpy as np
 from twisted.internet import defer
+from twisted.logger import Logger
 
 from portaum_tx.ivr.call import Audio, Call, DialFailed
+from portaum_tx.store import NotFound
+
+log = Logger()
 
 ANNOUNCE_EVERY = 60.0   # seconds between position announcements
 POLL_SECONDS = 2.0      # how often a waiting caller checks for its turn
@@ -160,37 +164,53 @@ async def wait_in_queue(call: Call, store, queue, music: Music, *, node: str = "
     caller = await attendant.add_queue_caller(queue.id, call.call_id, node)
     heartbeat = Heartbeat(call.clock, lambda: attendant.touch_queue_caller(caller.id))
     try:
-        if not await attendant.claim_queue_slot(caller.id):
-            next_announcement = call.clock.seconds() + announce_every
-            await _announce(call, attendant, caller.id, outcome, welcome=True)
-            while True:
-                await music.play(call, max(0.02, min(poll_seconds,
-                                                     next_announcement - call.clock.seconds())))
-                if await attendant.claim_queue_slot(caller.id):
-                    break
-                if call.clock.seconds() >= next_announcement - 1e-6:
-                    await attendant.delete_stale_queue_callers(queue.id, STALE_SECONDS)
-                    await attendant.touch_queue_caller(caller.id)
-                    next_announcement = call.clock.seconds() + announce_every
-                    await _announce(call, attendant, caller.id, outcome)
-        heartbeat.start()
-        await attendant.touch_queue_caller(caller.id)
-        await call.play(["queue-connecting"])
-        while True:
-            outcome.attempts += 1
-            try:
-                agent = await call.dial(queue.destination, caller_id=call.calling or None,
-                                        timeout=ring_seconds)
-                break
-            except DialFailed:
-                await music.play(call, retry_seconds)
-        await attendant.set_queue_caller_connected(caller.id)
-        outcome.connected = True
-        await call.bridge(agent)
+        return await _wait(call, attendant, queue, caller, music, heartbeat, outcome,
+                           poll_seconds, retry_seconds, ring_seconds, announce_every)
+    except NotFound:
+        # The queue was removed while the caller waited (its callers went with it).
+        log.info("{call_id}: queue {queue} went away", call_id=call.call_id, queue=queue.name)
+        call.flush_digits()
+        await call.play(["service-unavailable"])
         return outcome
     finally:
         await heartbeat.stop()
         await attendant.delete_queue_caller(caller.id)
+
+
+async def _wait(call: Call, attendant, queue, caller, music: Music, heartbeat: Heartbeat,
+                outcome: QueueOutcome, poll_seconds: float, retry_seconds: float,
+                ring_seconds: float, announce_every: float) -> QueueOutcome:
+    if not await attendant.claim_queue_slot(caller.id):
+        next_announcement = call.clock.seconds() + announce_every
+        await _announce(call, attendant, caller.id, outcome, welcome=True)
+        while True:
+            await music.play(call, max(0.02, min(poll_seconds,
+                                                 next_announcement - call.clock.seconds())))
+            if await attendant.claim_queue_slot(caller.id):
+                break
+            if call.clock.seconds() >= next_announcement - 1e-6:
+                await attendant.delete_stale_queue_callers(queue.id, STALE_SECONDS)
+                next_announcement = call.clock.seconds() + announce_every
+                await _announce(call, attendant, caller.id, outcome)
+    heartbeat.start()
+    await attendant.touch_queue_caller(caller.id)
+    await call.play(["queue-connecting"])
+    while True:
+        outcome.attempts += 1
+        try:
+            agent = await call.dial(queue.destination, caller_id=call.calling or None,
+                                    timeout=ring_seconds)
+            break
+        except DialFailed:
+            await music.play(call, retry_seconds)
+    try:
+        await attendant.set_queue_caller_connected(caller.id)
+    except NotFound:
+        await agent.hangup()
+        raise
+    outcome.connected = True
+    await call.bridge(agent)
+    return outcome
 
 
 async def _announce(call: Call, attendant, caller_id: int, outcome: QueueOutcome,

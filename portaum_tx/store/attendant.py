@@ -378,12 +378,13 @@ class AttendantStore:
     async def claim_queue_slot(self, caller_id: int) -> bool:
         """Take one of the queue's outgoing-call slots for this caller when it is the first
         one waiting and the queue holds fewer calls than its maximum; the caller's state
-        becomes ``offered``. False when it is not this caller's turn."""
+        becomes ``offered``. False when it is not this caller's turn. Either way the
+        caller's heartbeat is refreshed (a waiting caller asks every few seconds)."""
         now = self._now()
 
         async def claim(txn):
-            rows = await txn.execute("SELECT queue_id, state FROM queue_callers WHERE id = ?",
-                                     (caller_id,))
+            rows = await txn.execute("UPDATE queue_callers SET heartbeat = ? WHERE id = ? "
+                                     "RETURNING queue_id, state", (now, caller_id))
             if not rows:
                 raise NotFound(f"caller {caller_id} is not in a queue")
             queue_id, state = rows[0]
@@ -407,6 +408,7 @@ class AttendantStore:
         try:
             return await self._db.run_interaction("claim_queue_slot", claim)
         except _NotYourTurn:
+            await self.touch_queue_caller(caller_id)  # the refresh went with the rollback
             return False
 
     async def set_queue_caller_connected(self, caller_id: int) -> None:

@@ -2,6 +2,8 @@
 minute, estimated wait, the connected-call limit across two nodes, attempt after attempt,
 and callers who hang up."""
 
+from twisted.internet import defer
+
 from portaum_tx.convert.audio import make_au, pcm16_to_ulaw
 from portaum_tx.ivr.call import DialFailed
 from portaum_tx.ivr.fake import FakeCall
@@ -156,6 +158,22 @@ class QueueTests(AttendantCase):
         await run_together(self.clock, [(self.clock.seconds() + n, c, self.queue_app(c))
                                         for n, c in enumerate(calls)])
         self.assertIn("audio:music-support", calls[1].played)
+
+    async def test_queue_removed_while_callers_wait(self):
+        await self.book.set_queue(ATTENDANT, "support", max_connected=1)
+        agents = Agents(self.clock, talk=100)
+        calls = [self.caller(n, agents) for n in range(2)]
+
+        def remove():
+            return self.ivr_store.attendant.delete_queue(ATTENDANT, "support")
+        removal = []
+        calls[1].on_prompt("queue-welcome", action=lambda: removal.append(defer.ensureDeferred(remove())))
+        await run_together(self.clock, [(self.clock.seconds() + n, c, self.queue_app(c))
+                                        for n, c in enumerate(calls)])
+        await removal[0]
+        self.assertEqual(calls[1].played[-1], "service-unavailable")
+        self.assertEqual(calls[1].event_names[-1], "hangup")
+        self.assertEqual([caller for _, _, caller in agents.calls], ["caller-0"])
 
     async def test_queue_option_errors(self):
         from portaum_tx.ivr.apps import OptionError

@@ -1,4 +1,6 @@
-from twisted.internet import defer
+from twisted.internet import defer, task
+
+from portaum_tx.store import Store
 
 from portaum_tx.store import AlreadyExists, NotFound
 from tests.support import StoreTestCase, on_both_engines
@@ -166,3 +168,24 @@ class QueueStoreTests(AttendantStoreCase):
         self.assertEqual((yield d(self.attendant.delete_stale_queue_callers(queue.id, -1))), 2)
         self.assertEqual((yield d(self.attendant.get_queue(ACCOUNT, "support"))).connected, 0)
         self.assertFalse((yield d(self.attendant.touch_queue_caller(second.id))))
+
+    @defer.inlineCallbacks
+    def test_asking_for_a_turn_keeps_a_waiting_caller_alive(self):
+        clock = task.Clock()
+        clock.advance(1000)
+        attendant = Store(self.store.db, clock).attendant
+        queue = yield d(attendant.add_queue(ACCOUNT, "support", "200", 1, 60))
+        first = yield d(attendant.add_queue_caller(queue.id, "call-0"))
+        asking = yield d(attendant.add_queue_caller(queue.id, "call-1"))
+        silent = yield d(attendant.add_queue_caller(queue.id, "call-2"))
+        self.assertTrue((yield d(attendant.claim_queue_slot(first.id))))
+        clock.advance(100)
+        yield d(attendant.touch_queue_caller(first.id))
+        self.assertFalse((yield d(attendant.claim_queue_slot(asking.id))))
+        self.assertEqual((yield d(attendant.delete_stale_queue_callers(queue.id, 90))), 1)
+        left = yield d(attendant.get_queue_callers(queue.id))
+        self.assertEqual([(c.call_id, c.heartbeat) for c in left], [("call-0", 1100), ("call-1", 1100)])
+        self.assertNotIn(silent.id, [c.id for c in left])
+        self.assertEqual((yield d(attendant.get_queue(ACCOUNT, "support"))).connected, 1)
+        with self.assertRaises(NotFound):
+            yield d(attendant.claim_queue_slot(silent.id))
