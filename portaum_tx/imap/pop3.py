@@ -364,4 +364,5 @@ class POP3Server(protocol.Protocol):
                 return
         self._send("+OK bye")
         self.transport.loseConnection()
+        self._closed = True
     do_QUIT.states = ("authorization", "transaction")

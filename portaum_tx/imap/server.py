@@ -200,8 +200,10 @@ class IMAPServer(protocol.Protocol):
             line = bytes(self._buffer[:end + 1])
             del self._buffer[:end + 1]
             if len(line) > self.limits.max_line:
+                first = bytes(self._command or line).split(b" ", 1)[0][:64]
+                tag = first if _TAG.fullmatch(first.decode("ascii", "replace")) else b"*"
                 self._command.clear()
-                self._send(b"* BAD line too long (limit %d octets)" % self.limits.max_line)
+                self._send(tag + b" BAD line too long (limit %d octets)" % self.limits.max_line)
                 continue
             if self._continuation is not None:
                 continuation, self._continuation = self._continuation, None
@@ -353,6 +355,7 @@ class IMAPServer(protocol.Protocol):
         self._tagged(tag, "OK", "LOGOUT completed")
         self.state = "logout"
         self.transport.loseConnection()
+        self._closed = True  # whatever was pipelined after LOGOUT is not answered
 
     async def do_ID(self, tag, args):
         self._send(b'* ID ("name" "portaum_tx" "vendor" "portaum_tx")')

@@ -128,3 +128,13 @@ class IMAPFramingTests(unittest.TestCase):
         self.server._command.clear()
         self.assertEqual(self.send(b"a3 APPEND INBOX {6000}\r\n"),
                          [b"a3 NO [TOOBIG] literal of 6000 octets is over the limit of 5000"])
+
+    def test_long_line_within_the_buffer_gets_a_tagged_bad(self):
+        self.server.limits.max_line = 100
+        lines = self.send(b"a1 LOGIN " + b"x" * 200 + b" y\r\na2 NOOP\r\n")
+        self.assertEqual(lines, [b"a1 BAD line too long (limit 100 octets)",
+                                 b"a2 OK NOOP completed"])
+
+    def test_nothing_is_answered_after_logout(self):
+        lines = self.send(b"a1 LOGOUT\r\na2 NOOP\r\n")
+        self.assertEqual(lines, [b"* BYE logging out", b"a1 OK LOGOUT completed"])
