@@ -32,7 +32,7 @@ from portaum_tx.ivr.router import Router
 from portaum_tx.mailbox.events import EventBus
 from portaum_tx.mailbox.service import MailboxService
 from portaum_tx.store import open_store
-from tests.sip.live import LiveFrontend, baresip_binary, free_port_for_phone
+from tests.sip.live import LiveFrontend, baresip_binary, free_port, free_port_for_phone, sipp_binary
 from tests.sip.live import spawn
 from tests.sip.test_interop_baresip import CONFIG, Baresip
 from tests.support import require_peer
@@ -40,6 +40,69 @@ from tests.support import require_peer
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 WALK_THROUGH = os.path.join(ROOT, "docs", "attendant.md")
 ATTENDANT = "18005551234"
+
+
+#: A SIPp caller that stays on the line until the server hangs up (its INVITE has no
+#: Allow header, so the server cannot transfer it with REFER).
+CALLER = """<?xml version="1.0" encoding="ISO-8859-1" ?>
+<!DOCTYPE scenario SYSTEM "sipp.dtd">
+<scenario name="caller: waits in the queue until the server hangs up">
+  <send retrans="500">
+    <![CDATA[
+      INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: <sip:1555000000[call_number]@[local_ip]>;tag=[pid]caller[call_number]
+      To: <sip:[service]@[remote_ip]:[remote_port]>
+      Call-ID: [call_id]
+      CSeq: 1 INVITE
+      Contact: <sip:1555000000[call_number]@[local_ip]:[local_port];transport=[transport]>
+      Max-Forwards: 70
+      Content-Type: application/sdp
+      Content-Length: [len]
+
+      v=0
+      o=caller 1 1 IN IP[local_ip_type] [local_ip]
+      s=-
+      c=IN IP[media_ip_type] [media_ip]
+      t=0 0
+      m=audio [media_port] RTP/AVP 0
+      a=rtpmap:0 PCMU/8000
+
+    ]]>
+  </send>
+  <recv response="100" optional="true"/>
+  <recv response="180" optional="true"/>
+  <recv response="183" optional="true"/>
+  <recv response="200" rtd="true" rrs="true"/>
+  <send>
+    <![CDATA[
+      ACK [next_url] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: <sip:1555000000[call_number]@[local_ip]>;tag=[pid]caller[call_number]
+      To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
+      [routes]
+      Call-ID: [call_id]
+      CSeq: 1 ACK
+      Max-Forwards: 70
+      Content-Length: 0
+
+    ]]>
+  </send>
+  <recv request="BYE" timeout="120000"/>
+  <send>
+    <![CDATA[
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+
+    ]]>
+  </send>
+</scenario>
+"""
 
 
 def walk_through_commands() -> list[list[str]]:
@@ -178,6 +241,46 @@ class AttendantEndToEnd(WalkThroughCase):
         caller.command("/hangup")
         self.assertTrue(await john.process.wait_for(b"terminated", 10), john.output[-3000:])
         self.assertEqual(await caller.quit(), 0)
+        self.assertEqual(await john.quit(), 0)
+
+    @defer.inlineCallbacks
+    def test_transfer_bridged_when_the_caller_cannot_take_refer(self):
+        yield defer.ensureDeferred(self._bridged())
+
+    async def _bridged(self):
+        require_peer("baresip", baresip_binary() is not None)
+        require_peer("SIPp (Debian package sip-tester)", sipp_binary() is not None)
+        extension_port = free_port_for_phone()
+        server = await self.server([f"sip.outbound_proxy=sip:127.0.0.1:{extension_port}"])
+        # A caller who keys nothing is transferred to John when the menu times out.
+        await self.admin(["menu", "set", ATTENDANT, "ROOT", "-e", "timeout=transfer:116"])
+        john = Phone(self, "<sip:116@127.0.0.1>;regint=0;answermode=auto", port=extension_port)
+        self.assertTrue(await john.process.wait_for(b"baresip is ready", 10), john.output)
+        scenario = os.path.join(self.data_dir, "caller.xml")
+        with open(scenario, "w") as f:
+            f.write(CALLER)
+        caller = spawn([sipp_binary(), "-sf", scenario, f"127.0.0.1:{server.port}", "-s", ATTENDANT,
+                        "-i", "127.0.0.1", "-p", str(free_port()), "-m", "1", "-nostdin",
+                        "-timeout", "60s", "-timeout_error"])
+        self.assertTrue(await john.process.wait_for(b"Call established", 30), john.output[-3000:])
+        # The server holds both legs and bridges them.
+        for _ in range(50):
+            if server.frontend.ua.active_calls == 2:
+                break
+            await sleep(0.1)
+        self.assertEqual(server.frontend.ua.active_calls, 2)
+        await sleep(2.0)
+        self.assertEqual(server.frontend.ua.active_calls, 2)
+        john.command("/hangup")
+        # John hanging up ends the caller's call too.
+        self.assertEqual(await caller.done, 0, caller.output[-3000:].decode(errors="replace"))
+        await self.finished
+        self.assertEqual(self.heard, ["aa-welcome", "aa-enter-extension", "silence:5000"])
+        for _ in range(50):
+            if server.frontend.ua.active_calls == 0:
+                break
+            await sleep(0.1)
+        self.assertEqual(server.frontend.ua.active_calls, 0)
         self.assertEqual(await john.quit(), 0)
 
     @defer.inlineCallbacks

@@ -86,65 +86,6 @@ AGENT = """<?xml version="1.0" encoding="ISO-8859-1" ?>
 </scenario>
 """
 
-CALLER = """<?xml version="1.0" encoding="ISO-8859-1" ?>
-<!DOCTYPE scenario SYSTEM "sipp.dtd">
-<scenario name="caller: waits in the queue until the server hangs up">
-  <send retrans="500">
-    <![CDATA[
-      INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: <sip:1555000000[call_number]@[local_ip]>;tag=[pid]caller[call_number]
-      To: <sip:[service]@[remote_ip]:[remote_port]>
-      Call-ID: [call_id]
-      CSeq: 1 INVITE
-      Contact: <sip:1555000000[call_number]@[local_ip]:[local_port];transport=[transport]>
-      Max-Forwards: 70
-      Content-Type: application/sdp
-      Content-Length: [len]
-
-      v=0
-      o=caller 1 1 IN IP[local_ip_type] [local_ip]
-      s=-
-      c=IN IP[media_ip_type] [media_ip]
-      t=0 0
-      m=audio [media_port] RTP/AVP 0
-      a=rtpmap:0 PCMU/8000
-
-    ]]>
-  </send>
-  <recv response="100" optional="true"/>
-  <recv response="180" optional="true"/>
-  <recv response="183" optional="true"/>
-  <recv response="200" rtd="true" rrs="true"/>
-  <send>
-    <![CDATA[
-      ACK [next_url] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: <sip:1555000000[call_number]@[local_ip]>;tag=[pid]caller[call_number]
-      To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
-      [routes]
-      Call-ID: [call_id]
-      CSeq: 1 ACK
-      Max-Forwards: 70
-      Content-Length: 0
-
-    ]]>
-  </send>
-  <recv request="BYE" timeout="120000"/>
-  <send>
-    <![CDATA[
-      SIP/2.0 200 OK
-      [last_Via:]
-      [last_From:]
-      [last_To:]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Content-Length: 0
-
-    ]]>
-  </send>
-</scenario>
-"""
 
 
 class QueueEndToEnd(walk.WalkThroughCase):
@@ -162,7 +103,7 @@ class QueueEndToEnd(walk.WalkThroughCase):
         with open(agent_file, "w") as f:
             f.write(AGENT % {"talk": TALK_MS})
         with open(caller_file, "w") as f:
-            f.write(CALLER)
+            f.write(walk.CALLER)
         server = await self.server([f"sip.outbound_proxy=sip:127.0.0.1:{agent_port}"])
         await self.admin(["access-number", "add", QUEUE_NUMBER, "call-queue",
                           "-o", f"account={walk.ATTENDANT}", "-o", "queue=support"])
