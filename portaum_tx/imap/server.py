@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import bisect
 import dataclasses
 import datetime as dt
 import re
@@ -73,7 +74,6 @@ class Selected:
 
     def seq_of(self, uid: int) -> int:
         # uids are sorted, so a bisection finds the sequence number.
-        import bisect
         index = bisect.bisect_left(self.uids, uid)
         if index < len(self.uids) and self.uids[index] == uid:
             return index + 1
