@@ -52,6 +52,17 @@ def notification(data: bytes, *, kind: str, account_id: str, from_address: str,
     return note.as_bytes()
 
 
+def should_forward(data: bytes, mode: str, account_id: str) -> bool:
+    """False for mail that would start a loop: a copy this account already
+    forwarded once, or a notification about an automatic message (RFC 3834)."""
+    headers = BytesHeaderParser(policy=default).parsebytes(data)
+    forwarded_for = [str(v).strip() for v in headers.get_all("X-Portaum-Forwarded-For") or []]
+    if account_id in forwarded_for or len(forwarded_for) >= 5:
+        return False
+    automatic = str(headers.get("Auto-Submitted", "no")).strip().lower()
+    return not (mode == "notify" and automatic != "no")
+
+
 class Forwarder:
     def __init__(self, *, accounts, mailboxes, queue, clock, from_address: str, hostname: str):
         self.accounts = accounts
@@ -85,6 +96,10 @@ class Forwarder:
         data = (await mailbox.message_data(folder, [delivered.uid])).get(delivered.uid)
         if data is None:
             return False  # already expunged
+        if not should_forward(data, account.forward_mode, account.id):
+            log.info("not forwarding {uid} of {account}: it would loop", uid=delivered.uid,
+                     account=account.id)
+            return False
         now = self.clock.seconds()
         target = account.forward_address
         if account.forward_mode == "copy":
