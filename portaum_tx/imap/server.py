@@ -36,7 +36,7 @@ from . import fetch as fetching
 from .mime import Part
 from .search import Candidate, SearchError, UnsupportedCharset, parse_search
 from .wire import (Atom, CommandSyntaxError, SequenceSet, astring, is_sequence_set,
-                   mailbox_name, tokenize)
+                   mailbox_arg, mailbox_name, tokenize)
 
 log = Logger()
 
@@ -518,7 +518,7 @@ class IMAPServer(protocol.Protocol):
     async def do_SELECT(self, tag, args, writable=True):
         if len(args) != 1:
             raise CommandSyntaxError("SELECT needs one folder name")
-        name = astring(args[0])
+        name = mailbox_arg(args[0])
         self.selected = None
         self.state = "auth"
         folder = await self._folder(name)
@@ -556,7 +556,7 @@ class IMAPServer(protocol.Protocol):
     async def do_CREATE(self, tag, args):
         if len(args) != 1:
             raise CommandSyntaxError("CREATE needs one folder name")
-        name = astring(args[0]).rstrip(DELIMITER)
+        name = mailbox_arg(args[0]).rstrip(DELIMITER)
         if not name or name.upper() == "INBOX":
             raise Refused("[ALREADYEXISTS] cannot create that folder")
         try:
@@ -568,7 +568,7 @@ class IMAPServer(protocol.Protocol):
     async def do_DELETE(self, tag, args):
         if len(args) != 1:
             raise CommandSyntaxError("DELETE needs one folder name")
-        name = astring(args[0])
+        name = mailbox_arg(args[0])
         try:
             await self.mailbox.delete_folder(name)
         except FolderError as exc:
@@ -583,7 +583,7 @@ class IMAPServer(protocol.Protocol):
     async def do_RENAME(self, tag, args):
         if len(args) != 2:
             raise CommandSyntaxError("RENAME needs two folder names")
-        old, new = astring(args[0]), astring(args[1]).rstrip(DELIMITER)
+        old, new = mailbox_arg(args[0]), mailbox_arg(args[1]).rstrip(DELIMITER)
         folders = await self.mailbox.folders()
         children = [f.name for f in folders if f.name.startswith(old + DELIMITER)]
         try:
@@ -600,7 +600,7 @@ class IMAPServer(protocol.Protocol):
     async def do_SUBSCRIBE(self, tag, args, subscribed=True):
         if len(args) != 1:
             raise CommandSyntaxError("SUBSCRIBE needs one folder name")
-        name = astring(args[0])
+        name = mailbox_arg(args[0])
         try:
             await self.mailbox.set_subscribed(name, subscribed)
         except NotFound:
@@ -613,7 +613,7 @@ class IMAPServer(protocol.Protocol):
     async def do_LIST(self, tag, args, command="LIST"):
         if len(args) < 2:
             raise CommandSyntaxError(f"{command} needs a reference and a pattern")
-        reference, pattern = astring(args[0]), astring(args[1])
+        reference, pattern = mailbox_arg(args[0]), mailbox_arg(args[1])
         if pattern == "" and command == "LIST":
             self._send(b'* LIST (\\Noselect) "/" ""')
             await self._ok(tag, "LIST completed")
@@ -651,7 +651,7 @@ class IMAPServer(protocol.Protocol):
     async def do_STATUS(self, tag, args):
         if len(args) != 2 or not isinstance(args[1], list):
             raise CommandSyntaxError("STATUS needs a folder name and a list of items")
-        name = astring(args[0])
+        name = mailbox_arg(args[0])
         try:
             counts = await self.mailbox.status(name)
         except NotFound:
@@ -670,7 +670,7 @@ class IMAPServer(protocol.Protocol):
     async def do_APPEND(self, tag, args):
         if len(args) < 2 or not isinstance(args[-1], bytes):
             raise CommandSyntaxError("APPEND needs a folder name and a message literal")
-        name = astring(args[0])
+        name = mailbox_arg(args[0])
         flag_names: list[str] = []
         when = None
         for extra in args[1:-1]:
@@ -702,7 +702,7 @@ class IMAPServer(protocol.Protocol):
     async def do_GETQUOTAROOT(self, tag, args):
         if len(args) != 1:
             raise CommandSyntaxError("GETQUOTAROOT needs a folder name")
-        name = astring(args[0])
+        name = mailbox_arg(args[0])
         await self._folder(name)
         self._send_lines([b"* QUOTAROOT " + mailbox_name(name) + b' ""']
                          + await self._quota_lines())
@@ -895,7 +895,7 @@ class IMAPServer(protocol.Protocol):
         if move and not selected.writable:
             raise Refused("[READ-ONLY] the folder is read-only")
         targets = self._targets(args[0], uid)
-        name = astring(args[1])
+        name = mailbox_arg(args[1])
         await self._folder(name, "TRYCREATE")
         if not targets:
             await self._ok(tag, f"{command} completed")

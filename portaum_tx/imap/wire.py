@@ -7,6 +7,7 @@ tokenizer never waits for data.
 
 from __future__ import annotations
 
+import base64
 import re
 from typing import Iterable
 
@@ -204,6 +205,61 @@ def render(value) -> bytes:
     raise TypeError(f"cannot render {type(value).__name__} in an IMAP response")
 
 
+# --- mailbox names: modified UTF-7 (RFC 3501 5.1.3) on the wire, text in the store ---
+
+def encode_mailbox(name: str) -> str:
+    out, pending = [], []
+
+    def flush():
+        if pending:
+            data = "".join(pending).encode("utf-16-be")
+            out.append("&" + base64.b64encode(data).decode().rstrip("=").replace("/", ",") + "-")
+            pending.clear()
+    for char in name:
+        if " " <= char <= "~":
+            flush()
+            out.append("&-" if char == "&" else char)
+        else:
+            pending.append(char)
+    flush()
+    return "".join(out)
+
+
+def decode_mailbox(text: str) -> str:
+    if "&" not in text:
+        return text
+    out = []
+    i = 0
+    while i < len(text):
+        char = text[i]
+        if char != "&":
+            out.append(char)
+            i += 1
+            continue
+        end = text.find("-", i + 1)
+        if end < 0:
+            raise CommandSyntaxError(f"bad modified UTF-7 in mailbox name {text[:60]!r}")
+        chunk = text[i + 1:end]
+        if not chunk:
+            out.append("&")
+        else:
+            try:
+                padded = chunk.replace(",", "/") + "=" * (-len(chunk) % 4)
+                out.append(base64.b64decode(padded, validate=True).decode("utf-16-be"))
+            except (ValueError, UnicodeDecodeError):
+                raise CommandSyntaxError(
+                    f"bad modified UTF-7 in mailbox name {text[:60]!r}") from None
+        i = end + 1
+    return "".join(out)
+
+
+def mailbox_arg(token) -> str:
+    """A mailbox name argument as text.  Names in modified UTF-7 are decoded;
+    raw UTF-8 (sent by some clients) is taken as it is."""
+    text = astring(token)
+    return decode_mailbox(text) if text.isascii() else text
+
+
 def mailbox_name(name: str) -> bytes:
-    """A mailbox name in a LIST/STATUS response (UTF-8 names go as literals)."""
-    return nstring(name)
+    """A mailbox name in a LIST/STATUS response, in modified UTF-7."""
+    return nstring(encode_mailbox(name))

@@ -88,6 +88,7 @@ class IMAPClientTests(MailNodeTestCase):
         def session():
             client = self.connect()
             client.create("Work/Projects")
+            client.create("Entw&APw-rfe")
             typ, listing = client.list()
             _, status = client.status("INBOX", "(MESSAGES UNSEEN UIDNEXT)")
             client.rename("Work", "Archive")
@@ -102,6 +103,11 @@ class IMAPClientTests(MailNodeTestCase):
         self.assertTrue(any("\\Sent" in line and '"Sent"' in line for line in lines))
         self.assertTrue(any("\\Trash" in line for line in lines))
         self.assertTrue(any('\\Noselect \\HasChildren) "/" "Work"' in line for line in lines))
+        # Modified UTF-7 on the wire, text in the store (the web shows the same name).
+        self.assertTrue(any(line.endswith('"Entw&APw-rfe"') for line in lines))
+        mailbox = yield defer.ensureDeferred(self.mailboxes.open(USER))
+        names = [f.name for f in (yield defer.ensureDeferred(mailbox.folders()))]
+        self.assertIn("Entw\u00fcrfe", names)
         self.assertIn(b"MESSAGES 0", status[0])
         self.assertTrue(any(b'"Archive/Projects"' in line for line in renamed))
         self.assertIn(b'(("" "/"))', namespace[0])

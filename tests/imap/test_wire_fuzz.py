@@ -11,7 +11,8 @@ from twisted.trial import unittest
 from portaum_tx.imap.fetch import FetchError, parse_fetch
 from portaum_tx.imap.mime import Part, body_structure, envelope, split_multipart
 from portaum_tx.imap.search import Candidate, SearchError, parse_search
-from portaum_tx.imap.wire import CommandSyntaxError, SequenceSet, render, tokenize
+from portaum_tx.imap.wire import (CommandSyntaxError, SequenceSet, decode_mailbox, encode_mailbox,
+                                  render, tokenize)
 
 _IMAPISH = st.lists(st.sampled_from([b"(", b")", b'"', b"\\", b"{", b"}", b"[", b"]", b" ",
                                      b"\r\n", b"*", b":", b",", b"1", b"FETCH", b"BODY", b"<",
@@ -97,3 +98,27 @@ class MimeTests(unittest.TestCase):
     def test_split_multipart_ignores_boundary_prefix_lines(self):
         body = b"--bx\r\nnot a part\r\n--b\r\nA\r\n--b--\r\n"
         self.assertEqual(split_multipart(body, b"b"), [b"A"])
+
+
+class MailboxNameTests(unittest.TestCase):
+    def test_rfc3501_example(self):
+        self.assertEqual(decode_mailbox("~peter/mail/&U,BTFw-/&ZeVnLIqe-"),
+                         "~peter/mail/\u53f0\u5317/\u65e5\u672c\u8a9e")
+        self.assertEqual(encode_mailbox("a&b"), "a&-b")
+        with self.assertRaises(CommandSyntaxError):
+            decode_mailbox("broken&AAA")
+
+    @settings(max_examples=200, deadline=None)
+    @given(st.text(max_size=30))
+    def test_round_trip(self, name):
+        encoded = encode_mailbox(name)
+        self.assertTrue(encoded.isascii())
+        self.assertEqual(decode_mailbox(encoded), name)
+
+    @settings(max_examples=200, deadline=None)
+    @given(st.text(alphabet="&-ABab+,/=0", max_size=20))
+    def test_decoder_raises_only_its_error(self, text):
+        try:
+            decode_mailbox(text)
+        except CommandSyntaxError:
+            pass
