@@ -322,11 +322,11 @@ class FaxCallSession:
         params_now = getattr(self.rtp, "params", None)
         if params_now is not None and not self.rtp.closed:
             self.rtp.configure(dataclasses.replace(params_now, direction="inactive"))
+        log.info("fax: switching to T.38 (version {version}, {rate} bit/s, {ec}, {tcf}); the "
+                 "G.711 receiver stops and its result is dropped", version=params.version,
+                 rate=params.max_bit_rate, ec=params.error_correction, tcf=params.rate_management)
         if old is not None:
-            old.stop()   # its result is ignored: the T.38 receiver runs the fax now
-        log.info("fax: switched to T.38 (version {version}, {rate} bit/s, {ec}, {tcf})",
-                 version=params.version, rate=params.max_bit_rate,
-                 ec=params.error_correction, tcf=params.rate_management)
+            old.stop()
 
     def _udptl_datagram(self, datagram: bytes) -> None:
         if self.mode == MODE_T38 and self.receiver is not None:

@@ -137,7 +137,8 @@ class CallingFax:
     """
 
     def __init__(self, document, *, t38=True, ecm=True, cut_after_pages=None,
-                 cut_hangup_delay=8.0, reinvite_first=False, garbage=False):
+                 cut_hangup_delay=8.0, reinvite_first=False, garbage=False,
+                 reinvite_storm=0):
         self.document = document
         self.t38 = t38
         self.ecm = ecm
@@ -145,6 +146,8 @@ class CallingFax:
         self.cut_hangup_delay = cut_hangup_delay
         self.reinvite_first = reinvite_first
         self.garbage = garbage
+        self.reinvite_storm = reinvite_storm
+        self.storm_answers = []
         self.garbage_sent = 0
         self.t38_ticks = 0
         self.reinvite_error = None
@@ -246,11 +249,24 @@ class CallingFax:
             self.t38_ticks += 1
             if self.garbage and self.t38_ticks in (100, 400, 700):
                 self._send_garbage()
+            if self.reinvite_storm and self.t38_ticks == 150:
+                defer.ensureDeferred(self._storm())
         if self.cut_after_pages is not None and not self.cut \
                 and self.pages_sent >= self.cut_after_pages:
             self.cut = True
             self.machine.stop()
             reactor.callLater(self.cut_hangup_delay, self.hangup)
+
+    async def _storm(self):
+        """Re-INVITE to T.38 again and again during the fax, one after the other."""
+        for _ in range(self.reinvite_storm):
+            if self.session.is_ended:
+                return
+            try:
+                negotiation = await self.session.reoffer(t38=True, audio=False)
+                self.storm_answers.append(negotiation.image is not None)
+            except Exception as e:   # noqa: BLE001 - recorded for the test to judge
+                self.storm_answers.append(e)
 
     def hangup(self):
         if self.session is not None and not self.session.is_ended:

@@ -207,15 +207,16 @@ class G711EndToEndTests(FaxEndToEndCase):
 
 class InterruptedFaxTests(FaxEndToEndCase):
     def test_sender_stops_in_phase_c_partial_document_delivered(self):
-        """The sender goes silent during page 2 and hangs up: page 1 is delivered,
-        marked incomplete."""
+        """A re-INVITE storm during page 1 leaves the fax running; the sender goes silent
+        during page 2 and hangs up: page 1 is delivered, marked incomplete."""
         return defer.ensureDeferred(self._interrupted())
 
     async def _interrupted(self):
         machines = await self.fax_calls({
             MAILBOX_PDF: ({"t38": "yes"}, {"t38": True, "ecm": True, "cut_after_pages": 1,
-                                            "cut_hangup_delay": 5.0}),
+                                            "cut_hangup_delay": 5.0, "reinvite_storm": 8}),
         })
+        self.assertEqual(machines[MAILBOX_PDF].storm_answers, [True] * 8)
         self.assertEqual(machines[MAILBOX_PDF].mode, "t38")
         self.assertTrue(machines[MAILBOX_PDF].cut)
         subject = await self.assertFaxDelivered(MAILBOX_PDF, machines[MAILBOX_PDF], "pdf",
