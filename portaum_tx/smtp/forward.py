@@ -64,6 +64,11 @@ def should_forward(data: bytes, mode: str, account_id: str) -> bool:
 
 
 class Forwarder:
+    #: Forwarding settings are looked up at most this often per account, so
+    #: that a burst of deliveries does not cost a query each; a change made
+    #: on the web applies within this time.
+    SETTINGS_TTL = 5.0
+
     def __init__(self, *, accounts, mailboxes, queue, clock, from_address: str, hostname: str):
         self.accounts = accounts
         self.mailboxes = mailboxes
@@ -72,6 +77,7 @@ class Forwarder:
         self.from_address = from_address
         self.hostname = hostname
         self.pending: set[defer.Deferred] = set()
+        self._settings: dict[str, tuple[float, str, str | None]] = {}
 
     def __call__(self, delivered) -> None:
         """The delivery hook: forwards in the background, never delays delivery."""
@@ -87,26 +93,37 @@ class Forwarder:
         while self.pending:
             await defer.DeferredList(list(self.pending), consumeErrors=True)
 
+    async def _forwarding(self, account_id: str) -> tuple[str, str | None]:
+        now = self.clock.seconds()
+        cached = self._settings.get(account_id)
+        if cached is not None and now - cached[0] < self.SETTINGS_TTL:
+            return cached[1], cached[2]
+        account = await self.accounts.get_account(account_id)
+        if len(self._settings) > 10000:
+            self._settings.clear()
+        self._settings[account_id] = (now, account.forward_mode, account.forward_address)
+        return account.forward_mode, account.forward_address
+
     async def forward(self, delivered) -> bool:
-        account = await self.accounts.get_account(delivered.account_id)
-        if account.forward_mode not in ("copy", "notify") or not account.forward_address:
+        mode, target = await self._forwarding(delivered.account_id)
+        if mode not in ("copy", "notify") or not target:
             return False
         mailbox = await self.mailboxes.open(delivered.account_id)
         folder = await mailbox.folder(delivered.folder)
         data = (await mailbox.message_data(folder, [delivered.uid])).get(delivered.uid)
         if data is None:
             return False  # already expunged
-        if not should_forward(data, account.forward_mode, account.id):
+        account_id = delivered.account_id
+        if not should_forward(data, mode, account_id):
             log.info("not forwarding {uid} of {account}: it would loop", uid=delivered.uid,
-                     account=account.id)
+                     account=account_id)
             return False
         now = self.clock.seconds()
-        target = account.forward_address
-        if account.forward_mode == "copy":
-            message = resent_copy(data, account_id=account.id, from_address=self.from_address,
+        if mode == "copy":
+            message = resent_copy(data, account_id=account_id, from_address=self.from_address,
                                   to_address=target, hostname=self.hostname, now=now)
         else:
-            message = notification(data, kind=delivered.kind, account_id=account.id,
+            message = notification(data, kind=delivered.kind, account_id=account_id,
                                    from_address=self.from_address, to_address=target,
                                    hostname=self.hostname, now=now)
         await self.queue.enqueue(self.from_address, [target], message, kind="forward")

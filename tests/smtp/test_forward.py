@@ -42,3 +42,31 @@ class ForwardTests(unittest.TestCase):
                             to_address="c@d.example", hostname="h", now=0)
         self.assertFalse(should_forward(note, "notify", "12065557777"))
         self.assertTrue(should_forward(note, "copy", "12065557777"))
+
+
+class ForwarderSettingsTests(unittest.TestCase):
+    def test_settings_are_read_at_most_once_per_ttl(self):
+        from twisted.internet import defer, task
+        from portaum_tx.mailbox.service import Delivered
+        from portaum_tx.smtp.forward import Forwarder
+
+        class Accounts:
+            calls = 0
+
+            def get_account(self, account_id):
+                self.calls += 1
+                return defer.succeed(type("Account", (), {"forward_mode": "none",
+                                                          "forward_address": None})())
+        clock = task.Clock()
+        accounts = Accounts()
+        forwarder = Forwarder(accounts=accounts, mailboxes=None, queue=None, clock=clock,
+                              from_address="pm@mx.example.net", hostname="mx.example.net")
+        delivered = Delivered("12065557777", "INBOX", 1, 1, "voice", 10)
+        for _ in range(3):
+            forwarder(delivered)
+        self.assertEqual(accounts.calls, 1)
+        clock.advance(Forwarder.SETTINGS_TTL)
+        forwarder(delivered)
+        self.assertEqual(accounts.calls, 2)
+        forwarder(Delivered("12065557777", "Sent", 1, 2, "email", 10))
+        self.assertEqual(accounts.calls, 2)

@@ -210,6 +210,8 @@ class SMTPClientTests(MailNodeTestCase):
 
     @defer.inlineCallbacks
     def test_forwarding_full_copy_and_notification(self):
+        # Settings are read afresh for each delivery (no caching between the two).
+        self.frontend.forwarder.SETTINGS_TTL = 0
         yield defer.ensureDeferred(self.accounts.set_preferences(
             USER, forward_mode="copy", forward_address="me@remote.example"))
         yield defer.ensureDeferred(self.mailboxes.deliver_voice(
