@@ -468,3 +468,46 @@ class ChannelTests(unittest.TestCase):
     def test_no_rtp(self):
         with self.assertRaises(FaxUnavailableOnCall):
             fax_channel_for(types.SimpleNamespace())
+
+
+class GarbageFuzzTests(unittest.TestCase):
+    """Whatever arrives on the UDPTL port, the call ends cleanly: no exception escapes
+    to the reactor, the fax reports its end, the port and the tick hook are released."""
+
+    def setUp(self):
+        missing = spandsp_missing()
+        if missing:
+            raise unittest.SkipTest(missing)
+
+    def test_arbitrary_datagrams(self):
+        from hypothesis import HealthCheck, given, settings
+        from hypothesis import strategies as st
+
+        @settings(max_examples=25, deadline=None,
+                  suppress_health_check=[HealthCheck.function_scoped_fixture])
+        @given(st.lists(st.binary(max_size=300), max_size=40))
+        def check(datagrams):
+            clock = task.Clock()
+            rtp = FakeRtp(clock)
+            allocator = FakeAllocator()
+            directory = self.mktemp()
+            os.makedirs(directory)
+            fax = FaxCallSession(clock, rtp, FaxSettings(), directory, allocator=allocator,
+                                 signalling=FakeSignalling())
+            results = []
+            fax.start().addCallback(results.append)
+            clock.advance(0)
+            self.assertEqual(fax.mode, "t38")
+            for tick, datagram in enumerate(datagrams):
+                fax.udptl.rtp_received(datagram, FAR_END)
+                for hook in list(rtp.media_clock.hooks):
+                    hook(tick)
+                clock.advance(0.02)
+            fax.stop()
+            (result,) = results
+            self.assertFalse(result.complete)
+            self.assertEqual(rtp.media_clock.hooks, [])
+            self.assertTrue(all(t.stopped for t in allocator.transports))
+            self.assertEqual(clock.getDelayedCalls(), [])
+
+        check()
