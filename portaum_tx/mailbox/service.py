@@ -219,6 +219,10 @@ class UserMailbox:
         folder = await self.folder(name)
         return await self._mailboxes.get_folder_counts(folder.id)
 
+    async def folder_status(self, folder: Folder) -> dict[str, int]:
+        """Counts of a folder the caller already holds (saves the name lookup)."""
+        return await self._mailboxes.get_folder_counts(folder.id)
+
     async def quota(self) -> tuple[int, int]:
         """``(used_bytes, quota_bytes)``."""
         mailbox = await self._mailboxes.get_mailbox(self.account_id)

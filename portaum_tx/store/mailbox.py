@@ -313,21 +313,20 @@ class MailboxStore:
         return await self._db.run_interaction("claim_recent", claim)
 
     async def get_folder_counts(self, folder_id: int) -> dict[str, int]:
+        # One statement: STATUS is frequent and each statement is a round trip.
         rows = await self._db.execute(
             "get_folder_counts",
-            "SELECT COUNT(*), COALESCE(SUM(CASE WHEN flags & 1 = 0 THEN 1 ELSE 0 END), 0), "
-            "COALESCE(SUM(size), 0) FROM messages WHERE folder_id = ?", (folder_id,))
-        folder = await self._db.execute(
-            "get_folder_counts", "SELECT uidnext, uidvalidity, recent_floor FROM folders WHERE id = ?",
-            (folder_id,))
-        if not folder:
+            "SELECT f.uidnext, f.uidvalidity, COUNT(m.id), "
+            "COALESCE(SUM(CASE WHEN m.flags & 1 = 0 THEN 1 ELSE 0 END), 0), "
+            "COALESCE(SUM(m.size), 0), "
+            "COALESCE(SUM(CASE WHEN m.uid > f.recent_floor THEN 1 ELSE 0 END), 0) "
+            "FROM folders f LEFT JOIN messages m ON m.folder_id = f.id WHERE f.id = ? "
+            "GROUP BY f.id, f.uidnext, f.uidvalidity", (folder_id,))
+        if not rows:
             raise NotFound(f"no folder with id {folder_id}")
-        recent = await self._db.execute(
-            "get_folder_counts", "SELECT COUNT(*) FROM messages WHERE folder_id = ? AND uid > ?",
-            (folder_id, folder[0][2]))
-        count, unseen, size = rows[0]
-        return {"messages": count, "unseen": unseen, "size": size, "uidnext": folder[0][0],
-                "uidvalidity": folder[0][1], "recent": recent[0][0]}
+        uidnext, uidvalidity, count, unseen, size, recent = rows[0]
+        return {"messages": count, "unseen": unseen, "size": size, "uidnext": uidnext,
+                "uidvalidity": uidvalidity, "recent": recent}
 
     async def get_message_counts(self, account_id: str) -> dict[str, dict[str, int]]:
         """Voice and fax counts for message-waiting indication.
