@@ -30,7 +30,7 @@ from twisted.logger import Logger
 from ..accounts import LoginRefused
 from ..mailbox import flags as flagnames
 from ..mailbox.events import MailboxChanged, NewMessage
-from ..mailbox.service import FolderError, MailboxFull, UnknownMailbox
+from ..mailbox.service import FolderError, MailboxFull, UnknownMailbox, canonical_folder
 from ..store import NotFound, StoreUnavailable
 from . import fetch as fetching
 from .mime import Part
@@ -652,8 +652,12 @@ class IMAPServer(protocol.Protocol):
         if len(args) != 2 or not isinstance(args[1], list):
             raise CommandSyntaxError("STATUS needs a folder name and a list of items")
         name = mailbox_arg(args[0])
+        selected = self.selected
         try:
-            counts = await self.mailbox.status(name)
+            if selected is not None and selected.folder.name == canonical_folder(name):
+                counts = await self.mailbox.folder_status(selected.folder)
+            else:
+                counts = await self.mailbox.status(name)
         except NotFound:
             raise Refused(f"[NONEXISTENT] no folder {name}") from None
         items = []

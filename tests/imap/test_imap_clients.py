@@ -168,6 +168,7 @@ class IMAPClientTests(MailNodeTestCase):
             results["flagged"] = client.search(None, "FLAGGED", "KEYWORD", "$Important")[1]
             results["move"] = client.uid("MOVE", "1", "Saved")
             results["after_move"] = client.search(None, "ALL")[1]
+            results["status"] = raw_command(client, "STATUS INBOX (MESSAGES UNSEEN)")
             client.store("1", "+FLAGS.SILENT", "(\\Deleted)")
             results["expunge"] = raw_command(client, "EXPUNGE")
             results["copy"] = client.uid("COPY", "4:5", "Trash")
@@ -186,6 +187,7 @@ class IMAPClientTests(MailNodeTestCase):
         self.assertEqual(r["flagged"], [b"2 3"])
         self.assertEqual(r["move"][0], "OK")
         self.assertEqual(r["after_move"], [b"1 2 3 4"])
+        self.assertEqual(r["status"][1], [b'* STATUS "INBOX" (MESSAGES 4 UNSEEN 4)'])
         self.assertEqual(r["expunge"], (b"OK EXPUNGE completed", [b"* 1 EXPUNGE"]))
         self.assertEqual(r["copy"][0], "OK")
         self.assertRegex(r["copy_raw"][0].decode(), r"^OK \[COPYUID \d+ 5 3\]")
