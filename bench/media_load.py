@@ -526,6 +526,8 @@ def run_one(args, calls: int) -> dict:
             marks[what] = (time.monotonic(), proc_cpu_seconds(pid), proc_rss_kib(pid), cpu_pressure())
             if what == "start":
                 if results_file is None:
+                    if args.gc_freeze:
+                        control(control_address, b"freeze")
                     control(control_address, b"ticks")
                 if args.profile:
                     profiler.append(subprocess.Popen(
@@ -601,7 +603,7 @@ def run_one(args, calls: int) -> dict:
         "server_tick_ms": stats["tick_ms"], "server_gc": stats["gc"], "server_autogroup": stats["autogroup"], "server_skipped_ticks": stats["skipped_ticks"],
         "generator_late_ticks": result.get("generator_late_ticks"),
         "sip_errors": generator.sip_errors,
-        "realtime": args.realtime, "cpu_pressure_before": pressure_before, "cpu_pressure_after": pressure_after,
+        "realtime": args.realtime, "gc_freeze": args.gc_freeze, "cpu_pressure_before": pressure_before, "cpu_pressure_after": pressure_after,
     }
 
 
@@ -651,6 +653,8 @@ def main():
                         help="niceness of this generator and (inherited) the server, ahead of other work")
     parser.add_argument("--realtime", type=int, default=0,
                         help="SCHED_FIFO priority for generator and server (0: normal scheduling)")
+    parser.add_argument("--gc-freeze", action="store_true",
+                        help="experiment: gc.freeze() in the bench server once the calls are up")
     parser.add_argument("--quiet", type=float, default=15.0,
                         help="wait until CPU pressure (PSI some avg10, %%) is below this")
     parser.add_argument("--patience", type=float, default=120.0, help="but no longer than this")
