@@ -234,6 +234,9 @@ class Call:
         self._busy = False
         self._recording = False
         self._hangup_gates: list[defer.Deferred] = []
+        self._bridged_to: "Call | None" = None
+        self._ringback: MediaOperation | None = None
+        self._announcement: MediaOperation | None = None
 
     # --- implementers provide --------------------------------------------------------
 
@@ -277,6 +280,16 @@ class Call:
         """Connect the media (and forward DTMF) of both legs; return when either hangs up."""
         raise NotImplementedError
 
+    def _start_ringback(self, items: list[PlayItem]) -> MediaOperation:
+        """Play ``items`` to the caller over and over (music on hold while a dialled leg
+        rings) until stopped."""
+        raise NotImplementedError
+
+    def _start_announce(self, items: list[PlayItem], mix: bool) -> MediaOperation:
+        """While bridged: play ``items`` to this leg over what the other leg says (``mix``)
+        or instead of it; the bridge goes on. ``done`` fires with a PlayResult."""
+        raise NotImplementedError
+
     # --- implementers call these ---------------------------------------------------------
 
     def digit_received(self, digit: str) -> None:
@@ -304,8 +317,9 @@ class Call:
         if self.hangup_reason is not None:
             return
         self.hangup_reason = reason
-        if self._operation is not None:
-            self._operation.stop()
+        for operation in (self._operation, self._announcement, self._ringback):
+            if operation is not None:
+                operation.stop()
         waiter, self._digit_waiter = self._digit_waiter, None
         if waiter is not None:
             waiter.callback(False)
@@ -313,6 +327,13 @@ class Call:
             if not gate.called:
                 gate.callback((False, None))
         self.hungup.callback(reason)
+
+    def early_media(self) -> None:
+        """The leg being dialled sends early media (183 with SDP): the caller's ringback
+        music stops."""
+        ringback = self._ringback
+        if ringback is not None:
+            ringback.stop()
 
     def fax_tone_detected(self, tone: str) -> None:
         """CNG (a calling fax) or CED (an answering fax) heard in the caller's audio."""
@@ -394,10 +415,7 @@ class Call:
         """Play items in order. ``barge_in``: True (any key), a string of keys, or False.
         A key that barges in stays in the digit buffer for the next collect_digits; a key
         already waiting in the buffer skips the playback altogether."""
-        items = list(items)
-        for item in items:
-            if not isinstance(item, (str, Audio, Silence, Beep)):
-                raise CallError(f"cannot play {item!r}: expected a prompt name, Audio, Silence or Beep")
+        items = _playable(items)
         self.check()
         if not items:
             return PlayResult(FINISHED)
@@ -522,14 +540,22 @@ class Call:
         self._ended("transferred")
 
     async def dial(self, destination: str, caller_id: str | None = None,
-                   timeout: float = 30.0) -> "Call":
+                   timeout: float = 30.0, ringback: Sequence[PlayItem] | None = None) -> "Call":
         """An outgoing leg, answered. Raises DialFailed, or CallHungUp when the caller
-        hangs up while it rings (the outgoing attempt is then cancelled)."""
+        hangs up while it rings (the outgoing attempt is then cancelled). ``ringback``:
+        items played to the caller over and over while the leg rings (pre-ring music on
+        hold), until the leg answers, fails or sends early media."""
+        items = _playable(ringback) if ringback else []
         self.check()
         self._begin()
         try:
+            if items:
+                self._ringback = self._start_ringback(items)
             return await self._wait(defer.ensureDeferred(self._dial(destination, caller_id, timeout)))
         finally:
+            ringback_operation, self._ringback = self._ringback, None
+            if ringback_operation is not None:
+                ringback_operation.stop()
             self._busy = False
 
     async def bridge(self, other: "Call") -> None:
@@ -539,14 +565,43 @@ class Call:
         self.check()
         other.check()
         self._begin()
+        self._bridged_to = other
         try:
             await self._wait(defer.ensureDeferred(self._bridge(other)))
         except CallHungUp:
             await other.hangup()
             raise
         finally:
+            self._bridged_to = None
+            if self._announcement is not None:
+                self._announcement.stop()
             self._busy = False
         self.check()
+
+    @property
+    def is_bridged(self) -> bool:
+        return self._bridged_to is not None
+
+    async def announce(self, items: Iterable[PlayItem], mix: bool = True) -> PlayResult:
+        """Play ``items`` to this leg while it is bridged (the end-of-call warning), mixed
+        over what the other leg says (``mix``) or in place of it; the other leg hears
+        nothing of it and the bridge goes on. Returns when played (``finished``) or cut
+        short by the end of the bridge (``stopped``); a new announcement replaces one still
+        playing. Not a media operation of its own: it runs beside the bridge."""
+        items = _playable(items)
+        self.check()
+        if self._bridged_to is None:
+            raise CallError("announce plays over a bridge, and this call is not bridged; use play")
+        if not items:
+            return PlayResult(FINISHED)
+        if self._announcement is not None:
+            self._announcement.stop()
+        operation = self._announcement = self._start_announce(items, mix)
+        try:
+            return await operation.done
+        finally:
+            if self._announcement is operation:
+                self._announcement = None
 
     # --- internals ---------------------------------------------------------------------
 
@@ -610,6 +665,14 @@ class Call:
                 self._digit_waiter = None
         self.check()
         return got
+
+
+def _playable(items: Iterable[PlayItem]) -> list[PlayItem]:
+    items = list(items)
+    for item in items:
+        if not isinstance(item, (str, Audio, Silence, Beep)):
+            raise CallError(f"cannot play {item!r}: expected a prompt name, Audio, Silence or Beep")
+    return items
 
 
 def _zone(name: Optional[str]):

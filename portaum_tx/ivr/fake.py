@@ -106,6 +106,11 @@ class FakeCall(Call):
         #: ring until the dial timeout and fail with no-answer.
         self.dial_outcomes: dict[str, Union["FakeCall", DialFailed]] = {}
         self.ring_seconds = 2.0
+        #: destination -> seconds after the dial at which it sends early media (stopping
+        #: the ringback); destinations not named send none.
+        self.early_media_seconds: dict[str, float] = {}
+        #: Announcements played over a bridge: (time, items described, mixed).
+        self.announcements: list[tuple[float, list[str], bool]] = []
         self._hooks: list[_Hook] = []
         self._utterances: list[Utterance] = []
         self._nudge: defer.Deferred | None = None
@@ -348,8 +353,17 @@ class FakeCall(Call):
         outcome = self.dial_outcomes.get(destination)
         ring = defer.Deferred()
         delay = min(self.ring_seconds, timeout) if outcome is not None else timeout
-        timer = self.clock.callLater(delay, ring.callback, None)
-        ring.addErrback(lambda f: (timer.active() and timer.cancel(), f)[1])
+        timers = [self.clock.callLater(delay, ring.callback, None)]
+        early = self.early_media_seconds.get(destination)
+        if early is not None and early < delay:
+            timers.append(self.clock.callLater(early, self._early_media, destination))
+
+        def stop_timers(result):
+            for timer in timers:
+                if timer.active():
+                    timer.cancel()
+            return result
+        ring.addBoth(stop_timers)
         await ring
         if outcome is None:
             raise DialFailed(destination, "no-answer")
@@ -364,3 +378,58 @@ class FakeCall(Call):
         other.hungup.addBoth(lambda r: (ended.called or ended.callback(None), r)[1])
         await ended
 
+
+    def _early_media(self, destination: str) -> None:
+        self._log("early-media", destination)
+        self.early_media()
+
+    def _looped(self, items: list[PlayItem], on_item: Callable[[str], None]) -> MediaOperation:
+        """Items one after the other, ``on_item`` told of each as it starts, over and over
+        until stopped."""
+        state = {"timer": None}
+
+        def stop():
+            timer = state["timer"]
+            if timer is not None and timer.active():
+                timer.cancel()
+            if not operation.done.called:
+                operation.done.callback(PlayResult(STOPPED))
+
+        operation = MediaOperation(stop)
+
+        def start(index: int) -> None:
+            item = items[index % len(items)]
+            on_item(describe(item))
+            state["timer"] = self.clock.callLater(max(0.02, self._duration(item)), start, index + 1)
+
+        start(0)
+        return operation
+
+    def _start_ringback(self, items: list[PlayItem]) -> MediaOperation:
+        """Written down in :attr:`played` as ``ringback:<item>`` each time an item starts."""
+        return self._looped(items, lambda name: self.played.append("ringback:" + name))
+
+    def _start_announce(self, items: list[PlayItem], mix: bool) -> MediaOperation:
+        """Written down in :attr:`announcements` and, item by item, in :attr:`played` as
+        ``announce:<item>``."""
+        self.announcements.append((self.clock.seconds(), [describe(i) for i in items], mix))
+        state = {"timer": None}
+
+        def stop():
+            timer = state["timer"]
+            if timer is not None and timer.active():
+                timer.cancel()
+            if not operation.done.called:
+                operation.done.callback(PlayResult(STOPPED))
+
+        operation = MediaOperation(stop)
+
+        def start(index: int) -> None:
+            if index >= len(items):
+                operation.done.callback(PlayResult(FINISHED))
+                return
+            self.played.append("announce:" + describe(items[index]))
+            state["timer"] = self.clock.callLater(self._duration(items[index]), start, index + 1)
+
+        start(0)
+        return operation

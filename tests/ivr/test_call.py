@@ -310,6 +310,52 @@ class SignallingTests(unittest.TestCase):
         self.assertEqual(other.hangup_reason, "local")
         self.assertEqual(self.clock.getDelayedCalls(), [])
 
+    async def test_ringback_loops_until_answer_and_stops_when_the_caller_leaves(self):
+        other = FakeCall(self.clock, called="200")
+        self.call.dial_outcomes["200"] = other
+        self.call.ring_seconds = 3.5
+        leg = await drive(self.call, self.call.dial("200", ringback=["moh"]))
+        self.assertIs(leg, other)
+        self.assertEqual(self.call.played, ["ringback:moh"] * 4)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.call.hang_up(at=self.clock.seconds() + 1.5)
+        with self.assertRaises(CallHungUp):
+            await drive(self.call, self.call.dial("300", ringback=["moh"]))
+        self.assertEqual(self.call.played, ["ringback:moh"] * 6)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+        with self.assertRaisesRegex(CallError, "cannot play"):
+            await self.call.dial("300", ringback=[42])
+
+    async def test_announce_over_a_bridge(self):
+        other = FakeCall(self.clock, called="200")
+        self.call.dial_outcomes["200"] = other
+        other.hang_up(at=14.5)
+        with self.assertRaisesRegex(CallError, "not bridged"):
+            await self.call.announce(["pp-time-almost-up"])
+        results = []
+
+        def warn(items, mix):
+            d = defer.ensureDeferred(self.call.announce(items, mix=mix))
+            d.addCallback(lambda result: results.append((self.clock.seconds(), result.reason)))
+        self.clock.callLater(10, warn, [Beep()], True)
+        self.clock.callLater(12, warn, ["pp-time-almost-up", "pp-disconnect-in"], False)
+        self.clock.callLater(12.5, warn, ["pp-disconnect-in", "5", "seconds"], False)
+
+        async def connect():
+            await self.call.bridge(await self.call.dial("200"))
+        await drive(self.call, connect())
+        # the beep ends by itself; the second is replaced by the third, which the end of the
+        # bridge cuts short
+        self.assertEqual(results, [(10.5, "finished"), (12.5, "stopped"), (14.5, "stopped")])
+        self.assertEqual(self.call.announcements, [
+            (10.0, ["beep"], True), (12.0, ["pp-time-almost-up", "pp-disconnect-in"], False),
+            (12.5, ["pp-disconnect-in", "5", "seconds"], False)])
+        self.assertEqual(self.call.played, [
+            "announce:beep", "announce:pp-time-almost-up", "announce:pp-disconnect-in",
+            "announce:5"])
+        self.assertFalse(self.call.is_bridged)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
     async def test_dial_no_answer_and_busy(self):
         with self.assertRaises(DialFailed) as caught:
             await drive(self.call, self.call.dial("300", timeout=15))
