@@ -16,8 +16,10 @@ up (:meth:`~portaum_tx.ivr.call.Call.remote_hangup`) or sends DTMF by SIP INFO
 
 from __future__ import annotations
 
+import inspect
 from typing import Optional, Protocol
 
+import numpy as np
 from twisted.internet import defer
 from twisted.logger import Logger
 
@@ -35,6 +37,11 @@ from portaum_tx.rtp.recorder import Recorder, RecordingSettings
 log = Logger()
 
 FRAME_MS = 20
+FRAME_SAMPLES = 160
+#: The music on hold prompt; a class of it is ``moh-<class>``.
+MOH_PROMPT = "moh"
+#: How much of the other leg's voice stays under a mixed announcement (-6 dB).
+MIX_UNDER = 0.5
 #: Audio of an in-band terminator tone cut from the end of a recording it ended.
 INBAND_TERMINATOR_TRIM_MS = 60
 
@@ -58,7 +65,9 @@ class CallSignalling(Protocol):
 
     async def dial(self, destination: str, caller_id: Optional[str], timeout: float) -> "MediaCall":
         """An outgoing leg, answered, as a MediaCall; raise portaum_tx.ivr.call.DialFailed.
-        Cancelling the returned awaitable must cancel the attempt."""
+        Cancelling the returned awaitable must cancel the attempt. A signalling that also
+        takes ``on_early`` calls it when the leg starts early media (the caller's pre-ring
+        music then stops; without it the music lasts until answer)."""
 
 
 class MediaCall(Call):
@@ -126,9 +135,6 @@ class MediaCall(Call):
     async def _transfer(self, destination: str) -> None:
         await self.signalling.transfer(destination)
 
-    async def _dial(self, destination: str, caller_id: Optional[str], timeout: float) -> Call:
-        return await self.signalling.dial(destination, caller_id, timeout)
-
     async def _bridge(self, other: Call) -> None:
         if not isinstance(other, MediaCall):
             raise CallError(f"cannot bridge a media call with {type(other).__name__}")
@@ -139,8 +145,87 @@ class MediaCall(Call):
         try:
             await defer.DeferredList([ended, other_gone], fireOnOneCallback=True, consumeErrors=True)
         finally:
+            if self._announcement is not None:
+                self._announcement.stop()   # gives the bridge its place back before it goes
             bridge.stop()
             self.flush_digits()
+
+    async def _dial(self, destination: str, caller_id: Optional[str], timeout: float) -> Call:
+        if self._signalling_reports_early():
+            return await self.signalling.dial(destination, caller_id, timeout,
+                                              on_early=self.early_media)
+        return await self.signalling.dial(destination, caller_id, timeout)
+
+    def _signalling_reports_early(self) -> bool:
+        try:
+            return "on_early" in inspect.signature(self.signalling.dial).parameters
+        except (TypeError, ValueError):
+            return False
+
+    # --- sounds beside a dial or a bridge ---------------------------------------------------
+
+    def _start_ringback(self, items: list[PlayItem]) -> MediaOperation:
+        state = {"stopped": False, "playing": False}
+
+        def stop():
+            state["stopped"] = True
+            if state["playing"]:
+                self.player.stop()
+            elif not operation.done.called:
+                operation.done.callback(PlayResult(STOPPED))
+
+        operation = MediaOperation(stop)
+
+        async def start():
+            resolved = await self._resolve(await self._moh_fallback(items))
+            music = _one_prompt(resolved, "ringback")
+            if state["stopped"] or operation.done.called:
+                return
+            if music is None:   # nothing to play: silence until stopped
+                return
+            state["playing"] = True
+            result = await self.player.play([rtp_player.MusicOnHold(music)])
+            if not operation.done.called:
+                operation.done.callback(PlayResult(FINISHED if result.reason == "finished" else STOPPED))
+
+        started = defer.ensureDeferred(start())
+        started.addErrback(lambda failure: operation.done.called or operation.done.errback(failure))
+        return operation
+
+    async def _moh_fallback(self, items: list[PlayItem]) -> list[PlayItem]:
+        """Music on hold of a class (``moh-<class>``) that has no prompt plays ``moh``."""
+        out: list[PlayItem] = []
+        for item in items:
+            if isinstance(item, str) and item.startswith(MOH_PROMPT + "-"):
+                try:
+                    await self.prompts.resolve(item, self.languages, self.brand)
+                except PromptError:
+                    log.info("{call_id}: no prompt {name}; playing {moh}", call_id=self.call_id,
+                             name=item, moh=MOH_PROMPT)
+                    item = MOH_PROMPT
+            out.append(item)
+        return out
+
+    def _start_announce(self, items: list[PlayItem], mix: bool) -> MediaOperation:
+        announcement = _Announcement(self.session, mix)
+        operation = MediaOperation(announcement.stop)
+
+        async def start():
+            resolved = await self._resolve(items)
+            if announcement.stopped or operation.done.called:
+                return
+            result = await announcement.play(resolved)
+            if not operation.done.called:
+                operation.done.callback(PlayResult(FINISHED if result.reason == "finished" else STOPPED))
+
+        def stopped(result):
+            if not operation.done.called:
+                operation.done.callback(PlayResult(STOPPED))
+            return result
+        announcement.on_stop = stopped
+        started = defer.ensureDeferred(start())
+        started.addErrback(lambda failure: operation.done.called or operation.done.errback(failure))
+        return operation
 
     # --- media ----------------------------------------------------------------------------
 
@@ -208,3 +293,108 @@ class MediaCall(Call):
 
         recorder.start().addCallback(finished)
         return operation
+
+
+def _one_prompt(resolved: list, name: str) -> Optional[rtp_player.Prompt]:
+    """Resolved items (prompts, silences, tones) as one u-law prompt, to loop."""
+    pieces = []
+    for item in resolved:
+        if isinstance(item, rtp_player.Prompt):
+            pieces.append(item.encoded(PCMU))
+        elif isinstance(item, rtp_player.Silence):
+            pieces.append(PCMU.silence(max(0, int(item.ms)) * 8))
+        elif isinstance(item, rtp_player.Tone):
+            pieces.append(PCMU.encode(item.pcm))
+    audio = b"".join(pieces)
+    return rtp_player.Prompt(PCMU, audio, name) if audio else None
+
+
+class _ShadowSession:
+    """What a Player needs of a session, standing in for the real one so that a player can
+    feed an announcement without becoming the session's source (which would end the
+    bridge)."""
+
+    def __init__(self, session):
+        self.real = session
+        self.dtmf_listeners: list = []   # keys do not stop an announcement
+        self.source = None
+
+    @property
+    def codec(self):
+        return self.real.codec
+
+    @property
+    def closed(self) -> bool:
+        return self.real.closed
+
+    def set_source(self, source) -> None:
+        self.source = source
+
+    def clear_source(self, source) -> None:
+        if self.source is source:
+            self.source = None
+
+
+class _Announcement:
+    """One announcement to one bridged leg: while it plays, the leg's source is this
+    object, which hands out the bridged audio mixed under the announcement (``mix``) or the
+    announcement alone; afterwards the bridge's own source is put back.
+
+    The source is swapped by assignment rather than ``set_source`` because the bridge takes
+    being detached as its end."""
+
+    def __init__(self, session, mix: bool):
+        self.session = session
+        self.mix = mix
+        self.shadow = _ShadowSession(session)
+        self.player = rtp_player.Player(self.shadow)
+        self.bridged = None
+        self.stopped = False
+        self.on_stop = None
+
+    def play(self, resolved: list) -> defer.Deferred:
+        self.bridged = self.session.source
+        if self.session.closed or self.bridged is None:
+            return defer.succeed(rtp_player.PlaybackResult(STOPPED))
+        self.session.source = self
+        playing = self.player.play(resolved)
+        playing.addBoth(self._restore)
+        return playing
+
+    def _restore(self, result):
+        if self.session.source is self:
+            self.session.source = self.bridged
+        return result
+
+    def stop(self) -> None:
+        if self.stopped:
+            return
+        self.stopped = True
+        self.player.stop()
+        self._restore(None)
+        if self.on_stop is not None:
+            self.on_stop(None)
+
+    # --- as the session's source ------------------------------------------------------
+
+    def next_frame(self, session):
+        heard = self.bridged.next_frame(session) if self.bridged is not None else None
+        source = self.shadow.source
+        spoken = source.next_frame(self.shadow) if source is not None else None
+        if spoken is None:
+            return heard
+        if not self.mix or heard is None:
+            return spoken
+        codec = session.codec
+        voice = codec.decode(spoken) if isinstance(spoken, (bytes, bytearray)) else spoken
+        under = codec.decode(heard) if isinstance(heard, (bytes, bytearray)) else heard
+        if len(voice) != len(under):
+            return spoken
+        mixed = voice.astype(np.int32) + (under.astype(np.int32) * MIX_UNDER).astype(np.int32)
+        return np.clip(mixed, -32768, 32767).astype(np.int16)
+
+    def session_closed(self, session, reason) -> None:
+        self.stop()
+        closed = getattr(self.bridged, "session_closed", None)
+        if closed is not None:
+            closed(session, reason)

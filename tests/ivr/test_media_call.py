@@ -10,7 +10,7 @@ from portaum_tx.ivr.router import run_application
 from portaum_tx.rtp.recorder import Recorder
 from tests.ivr.test_voicemail_support import MAILBOX, VoicemailCase
 
-from portaum_tx.ivr.call import Audio, CallHungUp, DialFailed
+from portaum_tx.ivr.call import Audio, Beep, CallHungUp, DialFailed
 from portaum_tx.ivr.media_call import MediaCall
 from portaum_tx.ivr.prompts import PromptLibrary
 from portaum_tx.ivr.fake import speech
@@ -210,6 +210,131 @@ class MediaCallTests(unittest.TestCase):
         self.assertEqual(done, [None])
         self.assertFalse(self.call.is_hungup)
         self.assertIsNone(self.session.source)
+
+
+class RingingSignalling(RecordingSignalling):
+    """Dials that ring until the test answers them, telling of early media when asked."""
+
+    def __init__(self):
+        super().__init__()
+        self.ringing = {}
+        self.early = {}
+
+    async def dial(self, destination, caller_id, timeout, on_early=None):
+        self.actions.append(("dial", destination))
+        self.early[destination] = on_early
+        answered = self.ringing[destination] = defer.Deferred()
+        return await answered
+
+
+class SoundsBesideDialAndBridgeTests(unittest.TestCase):
+    """Pre-ring music while a leg rings, announcements over a bridge."""
+
+    def setUp(self):
+        self.rig = Rig()
+        self.library = PromptLibrary()
+        self.session = self.rig.session()
+        self.peer = FakePeer(self.session)
+        self.signalling = RingingSignalling()
+        self.call = MediaCall(self.rig.clock, self.session, self.library, self.signalling,
+                              call_id="c1", calling="15557654321", called="15551230001")
+        self.other_session = self.rig.session()
+        self.other_peer = FakePeer(self.other_session, ssrc=0x1234)
+        self.other = MediaCall(self.rig.clock, self.other_session, self.library,
+                               RecordingSignalling(), call_id="c2")
+
+    def sent(self, session):
+        return b"".join(packet.payload for packet, _ in
+                        self.rig.reactor.ports[session.local_port].rtp() if packet.payload_type == 0)
+
+    def moh(self):
+        return self.library.load_file(self.library.find_file("moh", ["en"]))
+
+    def start(self, coroutine):
+        results = []
+        defer.ensureDeferred(coroutine).addBoth(results.append)
+        return results
+
+    def test_music_of_a_missing_class_is_moh_looped_until_early_media(self):
+        done = self.start(self.call.dial("200", ringback=["moh-no-such-class"]))
+        self.rig.run(1.0)
+        heard = self.sent(self.session)
+        self.assertGreater(len(heard), 7000)
+        self.assertEqual(heard, self.moh()[:len(heard)])
+        self.signalling.early["200"]()          # 183 with SDP: the far end's sound now
+        self.assertIsNone(self.session.source)
+        sent = len(self.sent(self.session))
+        self.rig.run(0.5)
+        self.assertEqual(set(self.sent(self.session)[sent:]), set(PCMU.silence(1)))
+        self.signalling.ringing["200"].callback(self.other)
+        self.assertIs(done[0], self.other)
+
+    def test_music_stops_at_answer(self):
+        done = self.start(self.call.dial("200", ringback=["moh"]))
+        self.rig.run(0.3)
+        self.assertIsNotNone(self.session.source)
+        self.signalling.ringing["200"].callback(self.other)
+        self.assertIs(done[0], self.other)
+        self.assertIsNone(self.session.source)
+
+    def bridged(self):
+        done = self.start(self.call.bridge(self.other))
+        self.rig.run(0.1)
+        return done
+
+    def test_beep_mixed_over_the_other_leg_which_hears_nothing_of_it(self):
+        done = self.bridged()
+        bridge_source = self.session.source
+        far_voice = speech(1.0, seed=3)
+        before = len(self.sent(self.session))
+        other_before = len(self.sent(self.other_session))
+        warned = self.start(self.call.announce([Beep(300)]))
+        for start in range(0, 4800, 160):
+            self.other_peer.send(PCMU.encode(far_voice[start:start + 160]))
+            self.rig.run(0.02)
+        self.assertEqual(warned[0].reason, "finished")
+        self.assertIs(self.session.source, bridge_source)
+        heard = PCMU.decode(self.sent(self.session)[before:]).astype(float)
+        beep = tones.beep(300).astype(float)
+        # the beep starts at a frame boundary; what is left once it is taken out is the far
+        # voice at half its level (u-law rounding aside)
+        offset = min(range(0, 800, 160),
+                     key=lambda o: np.mean((heard[o:o + len(beep)] - beep) ** 2))
+        under = heard[offset:offset + len(beep)] - beep
+        rms = lambda x: np.sqrt(np.mean(np.asarray(x, float) ** 2))  # noqa: E731
+        self.assertLess(abs(rms(under[800:]) / rms(far_voice) - 0.5), 0.1)
+        # the far end heard only the caller (silence here), never the beep
+        other_heard = PCMU.decode(self.sent(self.other_session)[other_before:])
+        self.assertLess(np.abs(other_heard.astype(float)).max() if len(other_heard) else 0, 200)
+        self.other.remote_hangup("bye")
+        self.assertEqual(done, [None])
+
+    def test_spoken_warning_replaces_the_bridged_audio_and_the_bridge_end_cuts_it(self):
+        done = self.bridged()
+        before = len(self.sent(self.session))
+        warned = self.start(self.call.announce(["pp-disconnect-in"], mix=False))
+        for _ in range(25):
+            self.other_peer.send(PCMU.encode(speech(0.02, seed=5)))
+            self.rig.run(0.02)
+        prompt = self.library.load_file(self.library.find_file("pp-disconnect-in", ["en"]))
+        heard = self.sent(self.session)[before:]
+        self.assertIn(prompt[1600:3200], heard)
+        self.other.remote_hangup("bye")
+        self.assertEqual(done, [None])
+        self.assertEqual(warned[0].reason, "stopped")
+        self.assertIsNone(self.session.source)
+        self.assertFalse(self.call.is_hungup)
+
+    def test_caller_hang_up_during_an_announcement_ends_the_bridge(self):
+        done = self.bridged()
+        warned = self.start(self.call.announce(["pp-disconnect-in"]))
+        self.rig.run(0.2)
+        self.session.close("bye")
+        self.assertEqual(warned[0].reason, "stopped")
+        self.assertTrue(self.call.is_hungup)
+        self.assertEqual(len(done), 1)
+        self.assertIsNone(self.session.source)
+        self.assertEqual(self.other_session.source, None)
 
 
 class PromptCacheTests(unittest.TestCase):
