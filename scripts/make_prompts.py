@@ -8,6 +8,8 @@ and sox (Debian: apt-get install espeak-ng sox); the server just reads the files
 
     python3 scripts/make_prompts.py              # every prompt, every language
     python3 scripts/make_prompts.py --lang es vm-main-menu 21-f
+
+Texts in brackets are not speech but sounds made by other scripts (scripts/make_moh.py).
 """
 
 import argparse
@@ -35,6 +37,12 @@ EFFECTS = ["norm", "-3",
            "silence", "1", "0.01", "0.5%", "reverse",
            "silence", "1", "0.01", "0.5%", "reverse",
            "pad", "0.02", "0.06"]
+
+
+def not_speech(text):
+    """A catalog text in brackets names a sound another script makes (music on hold:
+    scripts/make_moh.py); there is nothing to say."""
+    return text.startswith("[") and text.endswith("]")
 
 
 def spoken(text):
@@ -84,6 +92,8 @@ def main(argv=None):
                 if stale.stem not in wanted:
                     stale.unlink()
         for name in sorted(wanted):
+            if not_speech(catalog[name][lang]):
+                continue
             if not args.names or name in args.names:
                 work.append((catalog[name][lang], VOICES[lang], lang_dir / f"{name}.au"))
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:

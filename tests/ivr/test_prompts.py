@@ -25,7 +25,7 @@ aa-welcome aa-enter-extension aa-transferring aa-closed dir-intro dir-no-match d
 queue-welcome queue-your-position queue-estimated-wait your-balance-is pp-insufficient-funds
 pp-you-can-talk pp-disconnect-in pp-max-dial-attempts cb-will-call-back enter-voucher voucher-invalid
 account-credited your-new-balance-is pt-enter-code pt-call-not-authorized conf-enter-code
-conf-host-not-joined conf-joining conf-ended fax-not-available fwd-menu hol-menu
+conf-host-not-joined conf-joining conf-ended fax-not-available fwd-menu hol-menu moh
 """.split()
 
 
@@ -78,6 +78,42 @@ class ShippedPromptTests(unittest.TestCase):
     def test_application_prompts_exist_in_both_languages(self):
         for name in APPLICATION_PROMPTS:
             self.assertEqual(set(self.catalog.get(name, {})), {"en", "es"}, name)
+
+
+class MusicOnHoldTests(unittest.TestCase):
+    """The shipped music on hold is what scripts/make_moh.py synthesises, and loops."""
+
+    def setUp(self):
+        import importlib.util
+        spec = importlib.util.spec_from_file_location(
+            "make_moh", PROMPT_DIR.parent / "scripts" / "make_moh.py")
+        self.script = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(self.script)
+
+    def test_shipped_files_are_the_scripts_output(self):
+        rendered = self.script.render()
+        for lang in ("en", "es"):
+            self.assertEqual((PROMPT_DIR / lang / "moh.au").read_bytes(), rendered, lang)
+
+    def test_level_and_seamless_loop(self):
+        import numpy as np
+        from portaum_tx.convert.audio import ulaw_to_pcm16
+        pcm = ulaw_to_pcm16(read_au((PROMPT_DIR / "en" / "moh.au").read_bytes())[1]).astype(float)
+        self.assertTrue(15 < len(pcm) / 8000 < 30)
+        self.assertLess(np.abs(pcm).max(), 32767 * 10 ** (-8 / 20))    # quieter than prompts
+        rms = np.sqrt(np.mean(pcm ** 2))
+        self.assertGreater(rms, 32767 * 10 ** (-30 / 20))
+        # across the seam the signal moves no more than it does elsewhere
+        steps = np.abs(np.diff(pcm))
+        self.assertLessEqual(abs(pcm[0] - pcm[-1]), np.percentile(steps, 99.9))
+        # every second has music in it: no gap on hold
+        seconds = pcm[: len(pcm) // 8000 * 8000].reshape(-1, 8000)
+        self.assertTrue((np.sqrt(np.mean(seconds ** 2, axis=1)) > rms / 4).all())
+
+    def test_a_tune_note_is_where_it_is_written(self):
+        self.assertAlmostEqual(self.script.frequency("A4"), 440.0)
+        self.assertAlmostEqual(self.script.frequency("C4"), 261.6256, places=3)
+        self.assertAlmostEqual(self.script.frequency("E6"), 1318.51, places=1)
 
 
 class CatalogParsingTests(unittest.TestCase):
