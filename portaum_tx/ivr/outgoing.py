@@ -17,17 +17,14 @@ ends the same way once it knows who pays and where the caller wants to go:
 application; :class:`Dialer` runs steps 1-4 and :func:`announce_available_time` speaks the
 "you can talk for" line with the seconds rounding mode.
 
-Two things happen while the caller's leg is busy with another media operation and so need
-the Call implementation's help: pre-ring music (played while ``dial`` waits) and the warning
-(played while ``bridge`` runs). A Call that offers ``dial(..., ringback=items)`` and
-``announce(items)`` gets them; one that does not (the SIP call before it learns them) places
-and cuts calls all the same, and the missing sound is logged once per call.
+Two sounds play while the caller's leg is busy with another media operation: pre-ring music
+(``dial(..., ringback=[moh prompt])`` while the leg rings) and the warning
+(``announce(items)`` while ``bridge`` runs).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import math
 from typing import Any, Callable, Optional
 
@@ -67,7 +64,7 @@ CALL_OPTIONS = (
     ("play_pre_ring_moh", "bool", False,
      "Play music on hold instead of ringback until the far end rings."),
     ("music_on_hold_class", "text", "",
-     "Music on hold class (a directory under prompts/moh/) for pre-ring MOH."),
+     "Music on hold class for pre-ring MOH: plays the prompt moh-<class> (moh when it is missing)."),
     ("end_announce_time", "int", 0,
      "Seconds before the forced end of the call at which to warn (0 = no warning)."),
     choice_option("end_announce_type", "beep", END_ANNOUNCE_CHOICES,
@@ -129,7 +126,8 @@ def call_options(options: dict) -> CallOptions:
 
 
 def moh_prompt(moh_class: str) -> str:
-    """The prompt a music-on-hold class plays: ``moh-<class>``, or ``moh`` by default."""
+    """The prompt a music-on-hold class plays: ``moh-<class>``, or ``moh`` by default (a
+    Call plays ``moh`` when ``moh-<class>`` does not exist; see MediaCall)."""
     return f"moh-{moh_class}" if moh_class else "moh"
 
 
@@ -215,7 +213,6 @@ class Dialer:
         self.access_code = access_code
         self.attempts = 0
         self.results: list[LegResult] = []
-        self._warned_missing: set[str] = set()
 
     @property
     def attempts_left(self) -> int:
@@ -287,10 +284,8 @@ class Dialer:
         call = self.call
         timeout = self.options.ring_timeout
         if self.options.play_pre_ring_moh:
-            if "ringback" in inspect.signature(call.dial).parameters:
-                ringback = [moh_prompt(self.options.music_on_hold_class)]
-                return await call.dial(destination, self.caller_id, timeout, ringback=ringback)
-            self._missing("pre-ring music on hold (dial with ringback)")
+            ringback = [moh_prompt(self.options.music_on_hold_class)]
+            return await call.dial(destination, self.caller_id, timeout, ringback=ringback)
         return await call.dial(destination, self.caller_id, timeout)
 
     async def _talk(self, other, authorization, limit: Optional[float], result: LegResult) -> None:
@@ -314,29 +309,14 @@ class Dialer:
                 cld=result.destination, access_number=self.dnis, leg=LEG_B)
 
     def _warn(self, seconds_left: int):
+        """The warning to the caller only: a beep over the conversation, or the time left
+        spoken in place of it (so that it is understood)."""
         call = self.call
-        announce = getattr(call, "announce", None)
-        if announce is None:
-            self._missing("the end-of-call warning (announce while bridged)")
-            return None
         if self.options.end_announce_type == "voice":
-            items = ["pp-disconnect-in"] + call.sayings("duration", seconds_left)
+            items, mix = ["pp-disconnect-in"] + call.sayings("duration", seconds_left), False
         else:
-            items = [Beep()]
-        return defer.ensureDeferred(_maybe_async(announce, items))
-
-    def _missing(self, what: str) -> None:
-        if what not in self._warned_missing:
-            self._warned_missing.add(what)
-            log.warn("{call_id}: this call cannot play {what}", call_id=self.call.call_id,
-                     what=what)
-
-
-async def _maybe_async(function, *args):
-    result = function(*args)
-    if isinstance(result, defer.Deferred) or hasattr(result, "__await__"):
-        return await result
-    return result
+            items, mix = [Beep()], True
+        return defer.ensureDeferred(call.announce(items, mix=mix))
 
 
 async def play_leg_outcome(call, result: LegResult) -> None:

@@ -67,7 +67,7 @@ ANNOUNCE = (
 )
 CALL_END = (
     _b("play_pre_ring_moh", False, "Play music on hold instead of ringback until the far end rings."),
-    _t("music_on_hold_class", "", "Music on hold class (a directory under prompts/moh/) for pre-ring MOH."),
+    _t("music_on_hold_class", "", "Music on hold class for pre-ring MOH: plays the prompt moh-<class> (moh when it is missing)."),
     _i("end_announce_time", 0, "Seconds before the forced end of the call at which to warn (0 = no warning)."),
     _c("end_announce_type", "beep", ("beep", "voice"), "The warning: a beep, or the seconds left spoken."),
     _i("disconnect_call_before", 0, "Seconds before the balance runs out at which the call is cut."),

@@ -25,8 +25,9 @@ from portaum_tx.ivr.fake import FakeCall, describe
 
 
 class CallingFakeCall(FakeCall):
-    """A FakeCall whose dial takes ``ringback`` and which can ``announce`` over a bridge;
-    both are written down in :attr:`played` like any prompt (announcements prefixed)."""
+    """A FakeCall that writes down the ``ringback`` asked of each dial (in :attr:`ringbacks`,
+    not played) and each announcement over a bridge (in :attr:`announced`, and, as FakeCall
+    plays them, in :attr:`played` prefixed ``announce:``)."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -43,10 +44,10 @@ class CallingFakeCall(FakeCall):
             self.clock.callLater(talk, other.remote_hangup, "far end")
         return other
 
-    def announce(self, items):
-        names = [describe(item) for item in items]
-        self.announced.append((self.clock.seconds(), names))
-        self.played.extend("announce:" + name for name in names)
+    async def announce(self, items, mix=True):
+        items = list(items)
+        self.announced.append((self.clock.seconds(), [describe(item) for item in items]))
+        return await super().announce(items, mix=mix)
 
 
 def far_end(clock, number: str, talk: float | None = None) -> FakeCall:

@@ -1,5 +1,5 @@
 """The shared outgoing-call pieces: option parsing, the call timer, and calls on a Call that
-offers neither pre-ring music nor announcements while bridged."""
+offers pre-ring music and announcements while bridged as the Call API has them."""
 
 from decimal import Decimal
 
@@ -89,26 +89,49 @@ class CallTimerTests(unittest.TestCase):
 
 
 class PlainCallTests(unittest.TestCase):
-    """A Call without ``announce`` or ``dial(ringback=)``: the call is still placed and cut."""
+    """The Call API's own ringback and announce (FakeCall's): pre-ring music while the leg
+    rings, the beep over the bridge, the voice warning instead of the bridged audio."""
 
-    async def test_cut_without_announcing(self):
+    async def call_out(self, options, early=None):
         clock = Clock()
         ledger = Ledger()
         payer_account = ledger.add("12345678901", balance="0.50", rates=(("1", "0.60"),))
         call = FakeCall(clock, calling="15550001111", called="18005550000")
+        call.ring_seconds = 5.0
+        if early is not None:
+            call.early_media_seconds["12125551234"] = early
         other = far_end(clock, "12125551234")
         call.dial_outcomes["12125551234"] = other
-        options = call_options({"end_announce_time": "10", "play_pre_ring_moh": "yes"})
-        dialer = Dialer(call, ledger, options, session_id="s1")
+        dialer = Dialer(call, ledger, call_options(options), session_id="s1")
         from portaum_tx.ivr import charging
         payer = await charging.find_account(ledger, payer_account.id)
         result = await call.run(dialer.call_out(payer, "12125551234"), reactor)
-        self.assertEqual((result.outcome, result.seconds, result.cut), ("answered", 50, True))
         self.assertTrue(other.is_hungup)
+        return call, result
+
+    async def test_pre_ring_music_and_the_beep(self):
+        call, result = await self.call_out({"end_announce_time": "10", "play_pre_ring_moh": "yes",
+                                            "music_on_hold_class": "jazz"})
+        self.assertEqual((result.outcome, result.seconds, result.cut), ("answered", 50, True))
         self.assertEqual(result.xdr.charge, Decimal("0.50000"))
-        self.assertEqual(result.xdr.leg, "B")
-        self.assertEqual(result.xdr.access_number, "18005550000")
-        self.assertEqual(call.played, [])
+        self.assertEqual((result.xdr.leg, result.xdr.access_number), ("B", "18005550000"))
+        # 5 s of ringing, a 1 s prompt looped; then the beep 10 s before the cut
+        self.assertEqual(call.played, ["ringback:moh-jazz"] * 5 + ["announce:beep"])
+        self.assertEqual(call.announcements, [(45.0, ["beep"], True)])
+
+    async def test_early_media_stops_the_music_and_the_voice_warning_replaces_the_far_end(self):
+        call, result = await self.call_out({"end_announce_time": "10", "end_announce_type": "voice",
+                                            "play_pre_ring_moh": "yes"}, early=2.5)
+        self.assertEqual(call.played[:3], ["ringback:moh"] * 3)
+        self.assertNotIn("ringback:moh", call.played[3:])
+        self.assertIn((2.5, "early-media", "12125551234"), call.events)
+        [(when, items, mix)] = call.announcements
+        self.assertEqual((when, items[0], mix), (45.0, "pp-disconnect-in", False))
+        self.assertEqual(result.seconds, 50)
+
+    async def test_no_music_without_the_option(self):
+        call, result = await self.call_out({})
+        self.assertEqual((call.played, call.announcements, result.seconds), ([], [], 50))
 
 
 class CutOffProperties(unittest.TestCase):
