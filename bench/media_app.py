@@ -4,7 +4,8 @@ Importing this module registers the application ``media-bench`` in the process-w
 registry (it is not part of the product: bench/media_load.py starts twistd through
 a wrapper that imports it first). It answers, plays the test speech over and over
 with barge-in, takes each key that interrupts it, and when the caller hangs up
-appends ``{"call_id": ..., "digits": ...}`` as a JSON line to the file named by the
+appends ``{"call_id": ..., "digits": ..., "reported": ...}`` (the keys it took, and
+every key the Call API was told of) as a JSON line to the file named by the
 access number's ``results`` option.
 
     portaum-admin access-number add 8000 media-bench -o results=/tmp/digits.jsonl
@@ -30,12 +31,20 @@ with wave.open(SPEECH) as _w:
 @application("media-bench")
 async def media_bench(call, context, options):
     heard = []
+    raw = []  # every key the Call API was told of, to tell its losses from ours
+    delivered = call.digit_received
+
+    def digit_received(digit):
+        raw.append(digit)
+        delivered(digit)
+    call.digit_received = digit_received
     try:
         await call.answer()
         while True:
             result = await call.play([PROMPT], barge_in=True)
             if result.reason == "digit":
-                digits = await call.collect_digits(1, first_timeout=0.0, inter_timeout=0.0)
+                digits = await call.collect_digits(1, first_timeout=0.0, inter_timeout=0.0,
+                                                   terminators="")
                 heard.append(digits.digits)
     except CallHungUp:
         pass
@@ -43,4 +52,5 @@ async def media_bench(call, context, options):
         path = options.get("results")
         if path:
             with open(path, "a") as f:
-                f.write(json.dumps({"call_id": call.call_id, "digits": "".join(heard)}) + "\n")
+                f.write(json.dumps({"call_id": call.call_id, "digits": "".join(heard),
+                                    "reported": "".join(raw)}) + "\n")
