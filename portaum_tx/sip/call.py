@@ -31,12 +31,12 @@ TRANSFER_RING_TIMEOUT = 60.0
 _REFER_UNSUPPORTED = (None, 400, 403, 405, 420, 488, 501, 603)
 
 
-async def dial_session(ua, destination: str, caller_id: Optional[str],
-                       timeout: float) -> OutgoingSession:
+async def dial_session(ua, destination: str, caller_id: Optional[str], timeout: float,
+                       on_early=None) -> OutgoingSession:
     """``ua.dial`` with its DialError as the Call API's DialFailed."""
     try:
         return await defer.ensureDeferred(ua.dial(destination, caller_id=caller_id,
-                                                  timeout=timeout))
+                                                  timeout=timeout, on_early=on_early))
     except DialError as exc:
         reason = exc.reason if exc.reason in ("busy", "no-answer", "rejected") else "failed"
         raise DialFailed(destination, reason, exc.code) from None
@@ -66,8 +66,9 @@ class SipSignalling:
     async def hangup(self) -> None:
         await self.invite.hangup()
 
-    async def dial(self, destination: str, caller_id: Optional[str], timeout: float) -> "SipCall":
-        session = await dial_session(self.ua, destination, caller_id, timeout)
+    async def dial(self, destination: str, caller_id: Optional[str], timeout: float,
+                   on_early=None) -> "SipCall":
+        session = await dial_session(self.ua, destination, caller_id, timeout, on_early)
         return self.make_leg(session, destination, caller_id)
 
     async def transfer(self, destination: str) -> None:

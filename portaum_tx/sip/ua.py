@@ -366,8 +366,10 @@ class UserAgent:
         return SipURI(proxy.host, user=destination, port=proxy.port)
 
     async def dial(self, destination: str, caller_id: str | None = None, timeout: float = 30.0,
-                   credentials: Credentials | None = None, headers=()) -> OutgoingSession:
-        """Place an outgoing leg and return it answered; raises :class:`DialError`."""
+                   credentials: Credentials | None = None, headers=(),
+                   on_early: Callable[[], None] | None = None) -> OutgoingSession:
+        """Place an outgoing leg and return it answered; raises :class:`DialError`.
+        ``on_early`` is called when the leg starts early media (a 1xx with SDP)."""
         try:
             target = self.target_uri(destination)
         except SipURIError as exc:
@@ -387,4 +389,6 @@ class UserAgent:
         from_addr.tag = new_tag()
         session = OutgoingSession(self, rtp, target, from_addr, next_hop,
                                   credentials or self.credentials, route, headers)
+        if on_early is not None:
+            session.early.append(on_early)
         return await session.start(timeout)
