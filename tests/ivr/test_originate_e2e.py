@@ -1,16 +1,23 @@
-"""Calls the node places on its own (callback legs) over real SIP and RTP on loopback: the
-SIP front end's ``originate`` behind the Router's AppContext, SIPp's "uas" as the far end."""
+"""Outgoing calls over real SIP and RTP on loopback: the ones the node places on its own
+(callback legs; the SIP front end's ``originate`` behind the Router's AppContext), and the
+caller's pre-ring music on hold stopping at the far end's early media. SIPp plays the far
+end (its "uas" scenario, or tests/ivr/scenarios/uas-early-media.xml) and the caller ("uac")."""
 
 from __future__ import annotations
+
+import os
 
 from twisted.internet import defer, reactor
 from twisted.trial import unittest
 
 from portaum_tx.ivr.apps import load_applications
-from portaum_tx.ivr.call import DialFailed
+from portaum_tx.ivr.call import CallHungUp, DialFailed
 from portaum_tx.ivr.router import Route, Router
 from tests.sip.live import LiveFrontend, free_port, sipp_binary, spawn
 from tests.support import require_peer
+
+
+SCENARIOS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "scenarios")
 
 
 def sleep(seconds):
@@ -69,3 +76,55 @@ class OriginateTests(unittest.TestCase):
             await self.context(server).originate("12125551234", None, 5)
         self.assertEqual(raised.exception.reason, "failed")
         self.assertEqual(server.frontend.calls, set())
+
+
+class PreRingMusicTests(unittest.TestCase):
+    timeout = 60
+
+    @defer.inlineCallbacks
+    def test_music_plays_while_the_leg_rings_and_stops_at_early_media(self):
+        yield defer.ensureDeferred(self._pre_ring())
+
+    async def _pre_ring(self):
+        require_peer("SIPp (Debian package sip-tester)", sipp_binary() is not None)
+        uas_port = free_port()
+        far_end = spawn([sipp_binary(), "-sf", os.path.join(SCENARIOS, "uas-early-media.xml"),
+                         "-i", "127.0.0.1", "-p", str(uas_port), "-m", "1", "-nostdin",
+                         "-timeout", "30s", "-timeout_error"])
+        seen = {}
+        finished = defer.Deferred()
+
+        async def app(call):
+            try:
+                await call.answer()
+                original = call.early_media
+
+                def early_media():
+                    seen["music before"] = call.session.source is not None
+                    original()
+                    seen["early at"] = reactor.seconds() - seen["dialled"]
+                    seen["music after"] = call.session.source is not None
+                call.early_media = early_media
+                seen["dialled"] = reactor.seconds()
+                leg = await call.dial("12125551234", "18005550100", 10, ringback=["moh"])
+                seen["answered at"] = reactor.seconds() - seen["dialled"]
+                await call.bridge(leg)
+            except CallHungUp:
+                seen["caller hung up"] = True   # the uac's BYE after its 5 s
+            finally:
+                finished.callback(None)
+
+        server = LiveFrontend(app, overrides=[f"sip.outbound_proxy=sip:127.0.0.1:{uas_port}"])
+        await server.start()
+        self.addCleanup(lambda: defer.ensureDeferred(server.stop()))
+        await sleep(0.5)  # SIPp binds its socket
+        caller = spawn([sipp_binary(), "-sn", "uac", "-i", "127.0.0.1", "-p", str(free_port()),
+                        "-m", "1", "-d", "5000", "-nostdin", "-timeout", "30s", "-timeout_error",
+                        "-s", "18005550100", f"127.0.0.1:{server.port}"])
+        await finished
+        self.assertEqual(await caller.done, 0, caller.output[-3000:].decode(errors="replace"))
+        self.assertEqual(await far_end.done, 0, far_end.output[-3000:].decode(errors="replace"))
+        self.assertEqual((seen["music before"], seen["music after"]), (True, False), seen)
+        self.assertLess(seen["early at"], 1.5, seen)
+        self.assertGreater(seen["answered at"], 1.8, seen)
+        self.assertTrue(seen["caller hung up"])
