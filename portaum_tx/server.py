@@ -86,17 +86,16 @@ class Node:
     payment_gateway: Any = None  # billing.gateway.PaymentGateway; None: [payment] url empty
     prompts: Any = None          # ivr.prompts.PromptLibrary, uploaded prompts included
     background: Any = None       # ivr.apps.BackgroundWork: work outliving its call
+    fax_unavailable: str | None = None  # why fax reception is off, None when it is on
 
 
 def default_frontends() -> list:
-    """The front ends this release ships, each imported only if present."""
-    from .web.frontend import WebFrontend
-    frontends: list = [WebFrontend()]
-    from .sip.frontend import SipFrontend; frontends.append(SipFrontend())
+    """The front ends of a node, in start order."""
     from .imap.frontend import IMAPFrontend, POP3Frontend
-    frontends += [IMAPFrontend(), POP3Frontend()]
-    from .smtp.frontend import SMTPFrontend; frontends.append(SMTPFrontend())
-    return frontends
+    from .sip.frontend import SipFrontend
+    from .smtp.frontend import SMTPFrontend
+    from .web.frontend import WebFrontend
+    return [WebFrontend(), SipFrontend(), IMAPFrontend(), POP3Frontend(), SMTPFrontend()]
 
 
 def preflight_storage(config: Config) -> None:
@@ -247,6 +246,16 @@ class PortaumService(service.MultiService):
         node.prompts = PromptLibrary(self.config.prompts.directory or None,
                                      store_lookup=store_lookup(node.store.prompts, self.reactor))
         node.background = BackgroundWork(self.reactor)
+        self._configure_fax(node)
+
+    def _configure_fax(self, node: Node) -> None:
+        """Apply [fax] and say once, at start, whether fax reception is on."""
+        from .fax.call import FaxSettings
+        from .ivr.apps import fax as fax_application
+        spool = os.path.join(self.config.data_dir, "fax")
+        os.makedirs(spool, exist_ok=True)
+        node.fax_unavailable = fax_application.configure(
+            FaxSettings.from_config(self.config.fax), spool_directory=spool)
 
     def _start_failed(self, failure):
         message = failure.getErrorMessage() or failure.type.__name__
