@@ -124,6 +124,8 @@ class _Parser:
         return _and(keys)
 
     def key(self) -> Predicate:
+        if not self.tokens:
+            raise SearchError("a search key is missing")
         token = self.tokens.pop(0)
         if isinstance(token, list):
             inner = _Parser(token, self.charset, self.max_seq, self.max_uid, self.uid_of)

@@ -16,7 +16,9 @@ from portaum_tx.imap.wire import (CommandSyntaxError, SequenceSet, decode_mailbo
 
 _IMAPISH = st.lists(st.sampled_from([b"(", b")", b'"', b"\\", b"{", b"}", b"[", b"]", b" ",
                                      b"\r\n", b"*", b":", b",", b"1", b"FETCH", b"BODY", b"<",
-                                     b">", b".", b"{3}\r\nabc", b"\xc3\xa9", b"\xff", b"NIL"]),
+                                     b">", b".", b"{3}\r\nabc", b"\xc3\xa9", b"\xff", b"NIL",
+                                     b" NOT", b" OR", b" UID", b" HEADER", b" SUBJECT",
+                                     b" ON", b" LARGER", b" KEYWORD", b" CHARSET"]),
                     max_size=40).map(b"".join)
 
 
