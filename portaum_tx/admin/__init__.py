@@ -93,36 +93,60 @@ class Context:
         self.out = output
 
 
-def main(argv: list[str] | None = None) -> int:
+async def execute(argv: list[str], reactor, stdout=None, stderr=None) -> int:
+    """Run one command on ``reactor``; returns the exit status.
+
+    The command-line entry point runs this on the global reactor; scripts
+    and tests that run many commands call it repeatedly in one process."""
+    from ..accounts import InvalidValue
+    from ..store import StoreError
+    stdout = stdout or sys.stdout
+    stderr = stderr or sys.stderr
     parser = build_parser()
-    args = parser.parse_args(argv)
-    output = Output(args.json)
+    try:
+        with _redirected(stdout, stderr):
+            args = parser.parse_args(argv)
+    except SystemExit as exit:  # --help, or a usage error argparse has printed
+        return int(exit.code or 0)
     try:
         args.loaded_config = load_config(args.config, args.set)
     except ConfigError as exc:
-        print(f"portaum-admin: {exc}", file=sys.stderr)
+        print(f"portaum-admin: {exc}", file=stderr)
         return 2
-    return run_command(args, output)
+    try:
+        await _run(reactor, args, Output(args.json, stdout))
+    except (CommandError, InvalidValue, StoreError, ValueError) as exc:
+        print(f"portaum-admin: error: {exc}", file=stderr)
+        return 1
+    return 0
 
 
-def run_command(args, output: Output) -> int:
-    from twisted.internet import defer, reactor as global_reactor
-    from ..accounts import InvalidValue
-    from ..store import StoreError
-    outcome: dict[str, Any] = {}
+class _redirected:
+    """argparse writes usage and errors to sys.stdout/sys.stderr itself."""
+
+    def __init__(self, stdout, stderr):
+        self._streams = (stdout, stderr)
+
+    def __enter__(self):
+        self._saved = (sys.stdout, sys.stderr)
+        sys.stdout, sys.stderr = self._streams
+
+    def __exit__(self, *exc_info):
+        sys.stdout, sys.stderr = self._saved
+
+
+def main(argv: list[str] | None = None) -> int:
+    from twisted.internet import defer, reactor
+    outcome: dict[str, int] = {}
 
     async def go():
         try:
-            await _run(global_reactor, args, output)
-            outcome["code"] = 0
-        except (CommandError, InvalidValue, StoreError, ValueError) as exc:
-            print(f"portaum-admin: error: {exc}", file=sys.stderr)
-            outcome["code"] = 1
+            outcome["code"] = await execute(sys.argv[1:] if argv is None else argv, reactor)
         finally:
-            global_reactor.stop()
+            reactor.stop()
 
-    global_reactor.callWhenRunning(lambda: defer.ensureDeferred(go()))
-    global_reactor.run(installSignalHandlers=False)
+    reactor.callWhenRunning(lambda: defer.ensureDeferred(go()))
+    reactor.run(installSignalHandlers=False)
     return outcome.get("code", 1)
 
 

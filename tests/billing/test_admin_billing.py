@@ -19,6 +19,7 @@ from portaum_tx.admin import CommandError
 from portaum_tx.admin.billing import _money, _optional_money, _show_money
 
 from portaum_tx.billing.engine import BillingEngine
+from tests.admin_worker import AdminWorker
 from tests.support import StoreTestCase, on_both_engines
 
 D = Decimal
@@ -30,10 +31,10 @@ RACHEL, MARK = "12065557777", "12065558888"
 class AdminTestCase(StoreTestCase):
     def admin(self, *argv: str, expect: int = 0) -> str:
         settings = [arg for override in self._overrides for arg in ("--set", override)]
-        done = subprocess.run(
-            [sys.executable, "-c", "import sys; from portaum_tx.admin import main; "
-             "sys.exit(main(sys.argv[1:]))", *settings, *argv],
-            cwd=ROOT, capture_output=True, text=True, timeout=120)
+        if not hasattr(self, "_admin_worker"):
+            self._admin_worker = AdminWorker()
+            self.addCleanup(self._admin_worker.close)
+        done = subprocess.CompletedProcess(argv, *self._admin_worker.run([*settings, *argv]))
         if done.returncode != expect:
             self.fail(f"portaum-admin {' '.join(argv)} exited {done.returncode}, not {expect}:\n"
                       f"{done.stdout}{done.stderr}")

@@ -9,6 +9,7 @@ import sys
 from portaum_tx.ivr.attendant import AttendantBook, EventAction
 from portaum_tx.ivr.fake import speech
 from portaum_tx.convert.audio import pcm16_to_wav
+from tests.admin_worker import AdminWorker
 from tests.support import StoreTestCase, on_both_engines
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -19,10 +20,10 @@ ACCOUNT = "18005551234"
 class AttendantCommandTests(StoreTestCase):
     def admin(self, *argv: str, expect: int = 0) -> str:
         settings = [arg for override in self._overrides for arg in ("--set", override)]
-        done = subprocess.run(
-            [sys.executable, "-c", "import sys; from portaum_tx.admin import main; "
-             "sys.exit(main(sys.argv[1:]))", *settings, *argv],
-            cwd=ROOT, capture_output=True, text=True, timeout=120)
+        if not hasattr(self, "_admin_worker"):
+            self._admin_worker = AdminWorker()
+            self.addCleanup(self._admin_worker.close)
+        done = subprocess.CompletedProcess(argv, *self._admin_worker.run([*settings, *argv]))
         if done.returncode != expect:
             self.fail(f"portaum-admin {' '.join(argv)} exited {done.returncode}, not {expect}:\n"
                       f"{done.stdout}{done.stderr}")
