@@ -95,6 +95,11 @@ class PeerProcess(protocol.ProcessProtocol):
     def processEnded(self, reason):
         self.done.callback(reason.value.exitCode)
 
+    def summary(self) -> str:
+        """The start (where errors are) and the end (the statistics) of the output."""
+        text = self.output.decode(errors="replace")
+        return text if len(text) < 4000 else text[:1500] + "\n[...]\n" + text[-2500:]
+
     def send(self, text: str):
         self.transport.write(text.encode())
 
