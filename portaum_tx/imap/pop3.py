@@ -155,6 +155,8 @@ class POP3Server(protocol.Protocol):
         except StoreUnavailable:
             self._send("-ERR [SYS/TEMP] the message store is unavailable; try again")
         except Exception:
+            if self._closed:
+                return  # the client went away mid-command
             log.failure("POP3 {name} failed", name=name)
             self._send("-ERR [SYS/TEMP] internal error")
 

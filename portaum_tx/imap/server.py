@@ -316,6 +316,8 @@ class IMAPServer(protocol.Protocol):
         except StoreUnavailable:
             self._tagged(tag, "NO", "[UNAVAILABLE] the message store is unavailable; try again")
         except Exception:
+            if self._closed:
+                return  # the client went away mid-command (an AUTHENTICATE exchange, say)
             log.failure("IMAP command {tag} failed", tag=tag)
             self._tagged(tag, "NO", "[SERVERBUG] internal error")
 

@@ -186,6 +186,8 @@ class SMTPServer(protocol.Protocol):
         self._process()
 
     def _failed(self, failure):
+        if self._closed:
+            return  # the client went away mid-command (an AUTH exchange, say)
         log.failure("SMTP command failed", failure)
         self._reply(451, "4.3.0", "local error; try again later")
 

@@ -33,6 +33,17 @@ class FakeAccounts:
         return defer.fail(NotFound(login))
 
 
+class EmptyMailbox:
+    """A mailbox with no folders at all."""
+
+    def folder(self, name):
+        from portaum_tx.store import NotFound
+        return defer.fail(NotFound(name))
+
+    def folders(self):
+        return defer.succeed([])
+
+
 class FakeMailboxes:
     domain = "example.net"
 
@@ -40,7 +51,7 @@ class FakeMailboxes:
         self.delivered = []
 
     def open(self, account_id):
-        return defer.succeed(object())
+        return defer.succeed(EmptyMailbox())
 
     def resolve(self, address):
         from portaum_tx.mailbox.service import UnknownMailbox

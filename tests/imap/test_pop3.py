@@ -74,3 +74,34 @@ class POP3ProtocolTests(unittest.TestCase):
         self.assertFalse(transport.disconnecting)
         self.clock.advance(1)
         self.assertTrue(transport.disconnecting)
+
+
+class POP3FuzzTests(unittest.TestCase):
+    from hypothesis import given, settings, strategies as st
+
+    @settings(max_examples=150, deadline=None)
+    @given(st.lists(st.one_of(
+        st.binary(max_size=80),
+        st.sampled_from([b"USER 12065557777\r\n", b"PASS secret-1\r\n", b"STAT\r\n",
+                         b"LIST 1\r\n", b"RETR 1\r\n", b"TOP 1 x\r\n", b"AUTH PLAIN\r\n",
+                         b"*\r\n", b"DELE 0\r\n", b"QUIT\r\n", b"\r\n"])),
+        max_size=15))
+    def test_any_input_gets_answers_and_no_exception(self, chunks):
+        from twisted.python import log as twisted_log
+        errors = []
+        observer = lambda event: errors.append(event) if event.get("isError") else None
+        twisted_log.addObserver(observer)
+        self.addCleanup(twisted_log.removeObserver, observer)
+        clock = task.Clock()
+        factory = POP3Factory(accounts=FakeAccounts(), mailboxes=FakeMailboxes(), clock=clock,
+                              allow_plaintext_auth=True, failed_login_delay=0)
+        server = factory.buildProtocol(None)
+        transport = StringTransport()
+        server.makeConnection(transport)
+        for chunk in chunks:
+            if transport.disconnecting:
+                break
+            server.dataReceived(chunk)
+            clock.advance(0)
+        self.assertEqual(errors, [])
+        server.connectionLost(None)

@@ -138,3 +138,38 @@ class IMAPFramingTests(unittest.TestCase):
     def test_nothing_is_answered_after_logout(self):
         lines = self.send(b"a1 LOGOUT\r\na2 NOOP\r\n")
         self.assertEqual(lines, [b"* BYE logging out", b"a1 OK LOGOUT completed"])
+
+
+class IMAPFuzzTests(unittest.TestCase):
+    from hypothesis import given, settings, strategies as st
+
+    @settings(max_examples=150, deadline=None)
+    @given(st.lists(st.one_of(
+        st.binary(max_size=80),
+        st.sampled_from([b"a1 LOGIN 12065557777 secret-1\r\n", b"a2 NOOP\r\n", b"a3 {5}\r\n",
+                         b"a4 {5+}\r\n", b"abcde\r\n", b"a5 SELECT INBOX\r\n", b"DONE\r\n",
+                         b"a6 AUTHENTICATE PLAIN\r\n", b"*\r\n", b"\r\n"])),
+        max_size=15))
+    def test_any_input_gets_answers_and_no_exception(self, chunks):
+        from twisted.python import log as twisted_log
+        errors = []
+        observer = lambda event: errors.append(event) if event.get("isError") else None
+        twisted_log.addObserver(observer)
+        self.addCleanup(twisted_log.removeObserver, observer)
+        clock = task.Clock()
+        factory = IMAPServerFactory(accounts=FakeAccounts(), mailboxes=FakeMailboxes(),
+                                    events=FakeEvents(), clock=clock, allow_plaintext_auth=True,
+                                    limits=Limits(max_line=200, max_string_literal=50,
+                                                  failed_login_delay=0))
+        server = factory.buildProtocol(None)
+        transport = StringTransport()
+        server.makeConnection(transport)
+        for chunk in chunks:
+            if transport.disconnecting:
+                break
+            server.dataReceived(chunk)
+            clock.advance(0)
+        for line in transport.value().split(b"\r\n")[:-1]:
+            self.assertRegex(line, rb"^(\* |\+ |[^ ]+ (OK|NO|BAD) )")
+        self.assertEqual(errors, [])
+        server.connectionLost(None)

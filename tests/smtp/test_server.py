@@ -114,3 +114,36 @@ class SMTPProtocolTests(unittest.TestCase):
         transport.clear()
         server.dataReceived(b"AUTH PLAIN AHVzZXIAc2VjcmV0LTE=\r\n")
         self.assertEqual(transport.value(), b"235 2.7.0 authenticated\r\n")
+
+
+class SMTPFuzzTests(unittest.TestCase):
+    from hypothesis import given, settings, strategies as st
+
+    @settings(max_examples=150, deadline=None)
+    @given(st.lists(st.one_of(
+        st.binary(max_size=80),
+        st.sampled_from([b"EHLO a.example\r\n", b"MAIL FROM:<a@b.example>\r\n",
+                         b"RCPT TO:<rachel@example.net>\r\n", b"DATA\r\n", b".\r\n",
+                         b"RSET\r\n", b"AUTH LOGIN\r\n", b"STARTTLS\r\n", b"\r\n", b"\n"])),
+        max_size=15))
+    def test_any_input_gets_replies_and_no_exception(self, chunks):
+        from twisted.python import log as twisted_log
+        errors = []
+        observer = lambda event: errors.append(event) if event.get("isError") else None
+        twisted_log.addObserver(observer)
+        self.addCleanup(twisted_log.removeObserver, observer)
+        clock = task.Clock()
+        factory = SMTPServerFactory(role="mx", mailboxes=FakeMailboxes(), accounts=FakeAccounts(),
+                                    clock=clock, hostname="mx.example.net",
+                                    local_domains={"example.net"}, max_message_size=2000)
+        server = factory.buildProtocol(None)
+        transport = StringTransport()
+        server.makeConnection(transport)
+        for chunk in chunks:
+            if transport.disconnecting:
+                break
+            server.dataReceived(chunk)
+        for line in transport.value().split(b"\r\n")[:-1]:
+            self.assertRegex(line, rb"^[2345]\d\d[ -]")
+        self.assertEqual(errors, [])
+        server.connectionLost(None)
