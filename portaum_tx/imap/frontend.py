@@ -19,6 +19,7 @@ class IMAPFrontend:
 
     def __init__(self):
         self.factory: IMAPServerFactory | None = None
+        self.factories: list[IMAPServerFactory] = []
 
     def ports(self, config):
         section = config.imap
@@ -38,8 +39,15 @@ class IMAPFrontend:
                 clock=node.reactor, tls_context=context, implicit_tls=implicit,
                 allow_plaintext_auth=config.imap.allow_plaintext_auth, limits=limits)
         self.factory = make(False)
+        self.factories = [self.factory, make(True)]
         return {"imap": self.factory,
-                "imaps": TLSMemoryBIOFactory(context, False, make(True))}
+                "imaps": TLSMemoryBIOFactory(context, False, self.factories[1])}
+
+    async def stop(self):
+        """Tell connected clients before the store goes away (RFC 3501 7.1.5)."""
+        for factory in self.factories:
+            for session in list(factory.sessions):
+                session.shut_down()
 
 
 class POP3Frontend:

@@ -155,6 +155,12 @@ class IMAPServer(protocol.Protocol):
         else:
             self._timer = self.clock.callLater(timeout, self._timed_out)
 
+    def shut_down(self):
+        """The node is stopping: say so and close."""
+        self._send(b"* BYE server shutting down")
+        self.transport.loseConnection()
+        self._closed = True
+
     def _timed_out(self):
         self._timer = None
         self._send(b"* BYE idle for too long; closing")

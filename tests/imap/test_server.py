@@ -173,3 +173,24 @@ class IMAPFuzzTests(unittest.TestCase):
             self.assertRegex(line, rb"^(\* |\+ |[^ ]+ (OK|NO|BAD) )")
         self.assertEqual(errors, [])
         server.connectionLost(None)
+
+
+class IMAPShutdownTests(unittest.TestCase):
+    def test_front_end_stop_says_bye_to_every_session(self):
+        from twisted.internet import defer
+        from portaum_tx.imap.frontend import IMAPFrontend
+        clock = task.Clock()
+        factory = IMAPServerFactory(accounts=FakeAccounts(), mailboxes=FakeMailboxes(),
+                                    events=FakeEvents(), clock=clock)
+        frontend = IMAPFrontend()
+        frontend.factories = [factory]
+        transports = []
+        for _ in range(2):
+            server = factory.buildProtocol(None)
+            transport = StringTransport()
+            server.makeConnection(transport)
+            transports.append(transport)
+        defer.ensureDeferred(frontend.stop())
+        for transport in transports:
+            self.assertTrue(transport.value().endswith(b"* BYE server shutting down\r\n"))
+            self.assertTrue(transport.disconnecting)
