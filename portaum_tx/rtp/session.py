@@ -562,7 +562,13 @@ class RtpSession:
         packets = [report, SourceDescription((SdesChunk(self.ssrc, ((SDES_CNAME, self.cname),)),))]
         if bye:
             packets.append(Goodbye((self.ssrc,)))
-        self._rtcp_transport.write(build_rtcp(packets), self.remote_rtcp_address)
+        try:
+            self._rtcp_transport.write(build_rtcp(packets), self.remote_rtcp_address)
+        except OSError:
+            # Best effort like RTP: an unreachable or refused report must not keep a
+            # closing session from releasing its ports.
+            self.send_errors += 1
+            return
         self.rtcp_sent += 1
 
 
