@@ -6,7 +6,13 @@
    (Diversion / History-Info, handed over by the SIP layer as ``call.original_called``),
    else the called number, naming an account or alias with unified messaging, starts
    voicemail deposit for it, with the diversion reason.
-3. Otherwise 404.
+3. Otherwise, when the SIP layer vouches for the caller (``caller``: an account number it
+   trusts, see docs/pass-through-pin.md) and that is an account of ours, the call is the
+   account's own call and billing says where it goes: to the account's IVR (a toll call of
+   an account that calls via IVR: the access number's application runs with the called
+   number rewritten as the IVR number, ``AD12125551234``) or straight through the trunk as
+   the account's call (:mod:`portaum_tx.ivr.direct`).
+4. Otherwise 404.
 
 The SIP layer builds a :class:`~portaum_tx.ivr.call.Call` for each INVITE and hands it to
 :meth:`Router.handle`, which runs the application to its end and makes sure the call is over
@@ -29,6 +35,8 @@ from portaum_tx.store import NotFound
 log = Logger()
 
 DEPOSIT_APPLICATION = "voicemail"
+#: The Route of an account's call placed straight through the trunk (no application runs).
+DIRECT_CALL = "direct-call"
 
 
 class NoRoute(LookupError):
@@ -109,11 +117,21 @@ class Router:
                           billing=self.billing, payment_gateway=self.payment_gateway,
                           originator=self.originate, background_work=self.background)
 
-    async def handle(self, call) -> Optional[Route]:
+    async def handle(self, call, caller: Optional[str] = None) -> Optional[Route]:
         """Route ``call`` and run its application to the end; the call is over afterwards.
-        Unknown numbers are rejected with 404, a misconfigured access number with 500."""
+        ``caller``: the account number the SIP layer vouches for, if any; only such a
+        caller's calls to other numbers are placed (see :meth:`account_call`). Unknown
+        numbers are rejected with 404, a misconfigured access number with 500."""
         try:
-            route = await self.route(call.called, call.original_called, call.diversion_reason)
+            try:
+                route = await self.route(call.called, call.original_called,
+                                         call.diversion_reason)
+            except NoRoute:
+                route = await self.account_call(call, caller) if caller else None
+                if route is None:
+                    raise
+                if route.application == DIRECT_CALL:
+                    return route
             app = self.applications.get(route.application)
         except NoRoute as e:
             log.info("{call_id}: {reason}", call_id=call.call_id, reason=str(e))
@@ -126,6 +144,51 @@ class Router:
             return None
         await run_application(app, call, self.context(route), route.options, route.application)
         return route
+
+    async def account_call(self, call, caller: str) -> Optional[Route]:
+        """A call account ``caller`` places to a number that is not ours: None when the
+        caller is no account of ours (or there is no billing); the IVR's Route, with
+        ``call.called`` rewritten to the IVR number, when billing sends it through the
+        account's IVR; else the call is placed through the trunk here and the Route is
+        :data:`DIRECT_CALL`."""
+        if self.billing is None:
+            return None
+        from portaum_tx.ivr import charging
+        from portaum_tx.ivr.apps.passthrough import VIA_IVR, outgoing_route
+        from portaum_tx.ivr.direct import place_direct_call
+        payer = await charging.find_account(self.billing, caller)
+        if payer is None:
+            return None
+        decision = await outgoing_route(self.billing, payer.id, call.called)
+        if decision.kind == VIA_IVR:
+            try:
+                route = await self.route(decision.number)
+            except NoRoute:
+                log.error("{call_id}: account {account} calls via IVR {number}, which is no "
+                          "access number", call_id=call.call_id, account=payer.id,
+                          number=decision.number)
+                raise
+            log.info("{call_id}: {account} to {called}: via IVR {number}", call_id=call.call_id,
+                     account=payer.id, called=call.called, number=decision.number)
+            call.called = decision.number
+            return route
+        log.info("{call_id}: {account} to {called}: direct ({call_class})",
+                 call_id=call.call_id, account=payer.id, called=call.called,
+                 call_class=decision.call_class)
+        try:
+            await place_direct_call(call, self.billing, payer, decision.number)
+        except CallHungUp:
+            pass
+        except Exception:
+            log.failure("{call_id}: direct call to {called} failed", call_id=call.call_id,
+                        called=call.called)
+        finally:
+            if not call.is_hungup:
+                if call.answered:
+                    await call.hangup()
+                else:
+                    await call.reject(480, "Temporarily Unavailable")
+        return Route(DIRECT_CALL, {})
 
 
 async def run_application(app, call, context: AppContext, options: dict, name: str = "") -> None:

@@ -4,6 +4,11 @@ Every incoming INVITE becomes a :class:`~portaum_tx.sip.call.SipCall` handed to
 ``route(call)`` (by default the IVR router, which picks the access number's
 application or voicemail deposit and runs it to the end).  The front end makes sure
 each call is over when ``route`` returns.
+
+The default route also tells the router who the caller is when the front end can vouch
+for it (:func:`vouched_caller`): only then may the call be placed as that account's own
+call (through its IVR or the trunk).  A caller's From or P-Asserted-Identity is taken on
+trust only from ``[sip] trusted_proxies``: anybody can write any number there.
 """
 
 from __future__ import annotations
@@ -20,7 +25,19 @@ from portaum_tx.sip.ua import Credentials, IncomingSession, UserAgent
 
 log = Logger()
 
-__all__ = ["SipFrontend", "advertised_host"]
+__all__ = ["SipFrontend", "advertised_host", "vouched_caller"]
+
+
+def vouched_caller(call: SipCall, trusted_proxies) -> str | None:
+    """The caller's number (P-Asserted-Identity, else From) when the INVITE came from a
+    trusted proxy, which has authenticated the phone; None from anybody else."""
+    source = getattr(getattr(call.sip, "transaction", None), "source", None)
+    host = getattr(source, "host", None)
+    if host is None and isinstance(source, tuple):
+        host = source[0]
+    if host is None or host.strip("[]") not in trusted_proxies or not call.calling:
+        return None
+    return call.calling
 
 
 def advertised_host(listen_address: str, public_address: str = "") -> str:
@@ -136,7 +153,11 @@ class SipFrontend:
                 await call.reject(404, "Not Found")
             return no_route
         router = Router.for_node(node, load_applications(), originate=self.originate)
-        return router.handle
+        trusted = frozenset(node.config.sip.trusted_proxies)
+
+        async def route(call: SipCall):
+            return await router.handle(call, caller=vouched_caller(call, trusted))
+        return route
 
     async def originate(self, destination: str, caller_id: str | None = None,
                         timeout: float = 60.0) -> SipCall:
