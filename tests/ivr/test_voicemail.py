@@ -235,6 +235,7 @@ class DepositTests(VoicemailCase):
         self.assertEqual(await self.messages(), [])
 
     async def test_fax_tone_without_fax_application_is_logged_and_deposit_goes_on(self):
+        self.registry.unregister("fax")     # a node without the fax application
         call = self.make_call()
         call.on_prompt("vm-leave-message", fax="CNG")
         call.speak(2.0, end="hangup")
@@ -250,7 +251,7 @@ class DepositTests(VoicemailCase):
         async def fax(call, context, options):
             received.append((call.played[-1], context.mailbox))
             await call.hangup()
-        self.registry.register("fax", fax)
+        self.registry.register("fax", fax, replace=True)
         call = self.make_call()
         call.on_prompt("vm-the-person-at", fax="CNG", after=0.5)
         await self.deposit(call)
@@ -264,7 +265,7 @@ class DepositTests(VoicemailCase):
         async def fax(call, context, options):
             received.append(True)
             await call.hangup()
-        self.registry.register("fax", fax)
+        self.registry.register("fax", fax, replace=True)
         call = self.make_call()
         call.speak(10.0, end="#")
         call.on_prompt("beep", fax="CNG", after=2.0)
