@@ -108,6 +108,18 @@ class CallbackTests(CallingCase, unittest.TestCase):
         [leg_a] = self.ledger.xdrs
         self.assertEqual(leg_a.account_id, ACCESS)
 
+    async def test_node_shutdown_before_the_callback_cancels_it_quietly(self):
+        context = self.context(originate=self.originate)   # the context's own background
+        call = self.call(calling="0201234567", called=ACCESS)
+        await self.run_app(call, {"ani_translation_rule": "s/^0/cb44/",
+                                  "dial_translation_rule": "s/^0/44/", "wait_time": "30"},
+                           context=context)
+        self.assertEqual(context.background_work.pending, ["background work"])
+        await context.background_work.stop()
+        self.clock.advance(60)
+        self.assertEqual((self.originated, context.background_work.pending), ([], []))
+        self.assertEqual(self.flushLoggedErrors(), [])
+
     async def test_named_fake_account(self):
         self.ledger.add("fake1", balance="100", rates=(("44", "0.60"),))
         await self.ring({"authenticate_by": "none", "use_fake_account": "yes",

@@ -162,11 +162,17 @@ async def callback(call, context, options: dict) -> None:
     await call.reject(486, "Busy Here")
     work = task.deferLater(context.clock, wait, lambda: defer.ensureDeferred(
         run_callback(context, billing, plan)))
-    work.addErrback(lambda failure: log.failure("callback to {number} failed", failure,
-                                                number=plan.callback_number))
+    work.addErrback(_log_callback_failure, plan.callback_number)
     background = getattr(context, "background", None)
     if background is not None:
         background(work)
+
+
+def _log_callback_failure(failure, number: str) -> None:
+    if failure.check(defer.CancelledError):
+        log.info("callback to {number} cancelled: the node is stopping", number=number)
+    else:
+        log.failure("callback to {number} failed", failure, number=number)
 
 
 async def _leg_a_affordable(billing, plan: CallbackPlan, minimum_time: int) -> bool:
