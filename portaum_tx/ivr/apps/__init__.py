@@ -28,6 +28,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from portaum_tx.ivr.call import DialFailed
 from portaum_tx.ivr.prompts import language_preferences
 
 log = Logger()
@@ -142,7 +143,6 @@ class AppContext:
         hang up; raises :class:`~portaum_tx.ivr.call.DialFailed` (reason ``failed`` when
         this node places no calls)."""
         if self.originator is None:
-            from portaum_tx.ivr.call import DialFailed
             log.error("cannot call {destination}: this node places no outgoing calls",
                       destination=destination)
             raise DialFailed(destination, "failed")
