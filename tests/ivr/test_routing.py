@@ -104,7 +104,7 @@ class AccountCallRoutingTests(StoreTestCase):
                           if name in ("dial", "answer", "bridge", "reject")],
                          ["dial", "answer", "bridge"])
         self.assertEqual(call.played, [])
-        self.assertIn((MARK,), [(d,) for _, what, d in call.events if what == "caller-id"])
+        self.assertEqual([d for _, what, d in call.events if what == "caller-id"], [MARK])
         self.assertTrue(call.is_hungup and far.is_hungup)
         [xdr] = await self.calls(MARK)
         self.assertEqual((xdr.cli, xdr.cld, xdr.leg, xdr.duration, xdr.charge),
