@@ -68,7 +68,9 @@ class SipSignalling:
 
     async def dial(self, destination: str, caller_id: Optional[str], timeout: float,
                    on_early=None) -> "SipCall":
-        session = await dial_session(self.ua, destination, caller_id, timeout, on_early)
+        """``on_early(rtp)``: the leg's RTP session once it carries early media."""
+        early = (lambda session: on_early(session.rtp)) if on_early is not None else None
+        session = await dial_session(self.ua, destination, caller_id, timeout, early)
         return self.make_leg(session, destination, caller_id)
 
     async def transfer(self, destination: str) -> None:

@@ -367,9 +367,10 @@ class UserAgent:
 
     async def dial(self, destination: str, caller_id: str | None = None, timeout: float = 30.0,
                    credentials: Credentials | None = None, headers=(),
-                   on_early: Callable[[], None] | None = None) -> OutgoingSession:
+                   on_early: Callable[[OutgoingSession], None] | None = None) -> OutgoingSession:
         """Place an outgoing leg and return it answered; raises :class:`DialError`.
-        ``on_early`` is called when the leg starts early media (a 1xx with SDP)."""
+        ``on_early(session)`` is called when the leg starts early media (a 1xx with SDP):
+        ``session.rtp`` then carries the far end's announcements or ringback."""
         try:
             target = self.target_uri(destination)
         except SipURIError as exc:
@@ -390,5 +391,5 @@ class UserAgent:
         session = OutgoingSession(self, rtp, target, from_addr, next_hop,
                                   credentials or self.credentials, route, headers)
         if on_early is not None:
-            session.early.append(on_early)
+            session.early.append(lambda: on_early(session))
         return await session.start(timeout)
