@@ -66,8 +66,9 @@ class CallSignalling(Protocol):
     async def dial(self, destination: str, caller_id: Optional[str], timeout: float) -> "MediaCall":
         """An outgoing leg, answered, as a MediaCall; raise portaum_tx.ivr.call.DialFailed.
         Cancelling the returned awaitable must cancel the attempt. A signalling that also
-        takes ``on_early`` calls it when the leg starts early media (the caller's pre-ring
-        music then stops; without it the music lasts until answer)."""
+        takes ``on_early`` calls it with the leg's RTP session when the leg starts early
+        media: the caller's pre-ring music stops and the caller hears the leg until it
+        answers (without ``on_early`` the music lasts until answer)."""
 
 
 class MediaCall(Call):
@@ -151,10 +152,20 @@ class MediaCall(Call):
             self.flush_digits()
 
     async def _dial(self, destination: str, caller_id: Optional[str], timeout: float) -> Call:
-        if self._signalling_reports_early():
+        if not self._signalling_reports_early():
+            return await self.signalling.dial(destination, caller_id, timeout)
+        early: list[_EarlyAudio] = []
+
+        def early_media(leg_session=None) -> None:
+            self.early_media()      # the ringback music stops...
+            if leg_session is not None and not early and not self.session.closed:
+                early.append(_EarlyAudio(leg_session, self.session))   # ...for the far end's
+        try:
             return await self.signalling.dial(destination, caller_id, timeout,
-                                              on_early=self.early_media)
-        return await self.signalling.dial(destination, caller_id, timeout)
+                                              on_early=early_media)
+        finally:
+            for audio in early:
+                audio.stop()
 
     def _signalling_reports_early(self) -> bool:
         try:
@@ -307,6 +318,35 @@ def _one_prompt(resolved: list, name: str) -> Optional[rtp_player.Prompt]:
             pieces.append(PCMU.encode(item.pcm))
     audio = b"".join(pieces)
     return rtp_player.Prompt(PCMU, audio, name) if audio else None
+
+
+class _EarlyAudio:
+    """The far end's early media (ringback, "the number you have called ...") sent on to the
+    caller while the leg is still being dialled; one way only."""
+
+    def __init__(self, leg_session, caller_session):
+        self.leg = leg_session
+        self.caller = caller_session
+        self.frame = None
+        leg_session.add_consumer(self)
+        caller_session.set_source(self)
+
+    def inbound_frame(self, session, pcm, status) -> None:
+        self.frame = pcm    # a view, handed on within this tick
+
+    def next_frame(self, session):
+        frame, self.frame = self.frame, None
+        return frame
+
+    def source_detached(self, session) -> None:
+        self.leg.remove_consumer(self)
+
+    def session_closed(self, session, reason) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        self.leg.remove_consumer(self)
+        self.caller.clear_source(self)
 
 
 class _ShadowSession:

@@ -269,6 +269,22 @@ class SoundsBesideDialAndBridgeTests(unittest.TestCase):
         self.signalling.ringing["200"].callback(self.other)
         self.assertIs(done[0], self.other)
 
+    def test_the_caller_hears_the_far_ends_early_media_until_answer(self):
+        done = self.start(self.call.dial("200", ringback=["moh"]))
+        self.rig.run(0.3)
+        self.signalling.early["200"](self.other_session)
+        before = len(self.sent(self.session))
+        announcement = speech(0.4, seed=7)
+        for start in range(0, len(announcement), 160):
+            self.other_peer.send(PCMU.encode(announcement[start:start + 160]))
+            self.rig.run(0.02)
+        self.rig.run(0.1)
+        self.assertIn(PCMU.encode(announcement)[:1600], self.sent(self.session)[before:])
+        self.signalling.ringing["200"].callback(self.other)
+        self.assertIs(done[0], self.other)
+        self.assertIsNone(self.session.source)
+        self.assertEqual(self.other_session.consumers, [])
+
     def test_music_stops_at_answer(self):
         done = self.start(self.call.dial("200", ringback=["moh"]))
         self.rig.run(0.3)
