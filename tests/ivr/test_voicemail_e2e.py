@@ -213,8 +213,8 @@ class Ear:
 
     async def until_audio(self, piece: np.ndarray, what: str, seconds: float = 15.0,
                           threshold: float = 0.9) -> None:
-        """Returns once the phone has heard ``piece`` after the last thing it was heard
-        to hear."""
+        """Returns once the phone has heard ``piece``, later in the call than what was last
+        recognised."""
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             found = ncc(piece, self.heard()[self.searched:])
