@@ -67,5 +67,33 @@ class AdminWorker:
             self._child = None
 
 
+class AdminCommands:
+    """Mixin for a StoreTestCase: ``admin(*argv, expect=0)`` runs one command against the
+    test's database and returns its output, or, when a failure is expected, the one error
+    line (without its ``portaum-admin: error:`` prefix when ``error_prefix_kept`` is false)."""
+
+    error_prefix = "portaum-admin: error: "
+    error_prefix_kept = True
+
+    def admin(self, *argv: str, expect: int = 0) -> str:
+        settings = [arg for override in self._overrides for arg in ("--set", override)]
+        if not hasattr(self, "_admin_worker"):
+            self._admin_worker = AdminWorker()
+            self.addCleanup(self._admin_worker.close)
+        code, stdout, stderr = self._admin_worker.run([*settings, *argv])
+        if code != expect:
+            self.fail(f"portaum-admin {' '.join(argv)} exited {code}, not {expect}:\n"
+                      f"{stdout}{stderr}")
+        if expect:
+            lines = stderr.strip().splitlines()
+            self.assertEqual(len(lines), 1, stderr)
+            self.assertTrue(lines[0].startswith(self.error_prefix), stderr)
+            return lines[0] if self.error_prefix_kept else lines[0][len(self.error_prefix):]
+        return stdout
+
+    def admin_json(self, *argv: str):
+        return json.loads(self.admin("--json", *argv))
+
+
 if __name__ == "__main__":
     serve()

@@ -5,10 +5,7 @@ reactor, which trial owns here) against this test's database; the test then
 reads what the commands left through its own store and billing engine.
 """
 
-import json
 import os
-import subprocess
-import sys
 from decimal import Decimal
 
 from hypothesis import given, settings, strategies as st
@@ -19,7 +16,7 @@ from portaum_tx.admin import CommandError
 from portaum_tx.admin.billing import _money, _optional_money, _show_money
 
 from portaum_tx.billing.engine import BillingEngine
-from tests.admin_worker import AdminWorker
+from tests.admin_worker import AdminCommands
 from tests.support import StoreTestCase, on_both_engines
 
 D = Decimal
@@ -28,26 +25,7 @@ CUSTOMER = "Smart Calls, Ltd."
 RACHEL, MARK = "12065557777", "12065558888"
 
 
-class AdminTestCase(StoreTestCase):
-    def admin(self, *argv: str, expect: int = 0) -> str:
-        settings = [arg for override in self._overrides for arg in ("--set", override)]
-        if not hasattr(self, "_admin_worker"):
-            self._admin_worker = AdminWorker()
-            self.addCleanup(self._admin_worker.close)
-        done = subprocess.CompletedProcess(argv, *self._admin_worker.run([*settings, *argv]))
-        if done.returncode != expect:
-            self.fail(f"portaum-admin {' '.join(argv)} exited {done.returncode}, not {expect}:\n"
-                      f"{done.stdout}{done.stderr}")
-        if expect:
-            lines = done.stderr.strip().splitlines()
-            self.assertEqual(len(lines), 1, done.stderr)
-            self.assertTrue(lines[0].startswith("portaum-admin: error: "), done.stderr)
-            return lines[0]
-        return done.stdout
-
-    def admin_json(self, *argv: str):
-        return json.loads(self.admin("--json", *argv))
-
+class AdminTestCase(AdminCommands, StoreTestCase):
     def provision_seed(self) -> None:
         """The seed chapter's set-up, step by step, from the command line."""
         a = self.admin

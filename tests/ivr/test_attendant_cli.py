@@ -1,15 +1,12 @@
 """portaum-admin menu / directory / queue, run as a provider would: one process per command
 against this test's database, then read back through the store."""
 
-import json
 import os
-import subprocess
-import sys
 
 from portaum_tx.ivr.attendant import AttendantBook, EventAction
 from portaum_tx.ivr.fake import speech
 from portaum_tx.convert.audio import pcm16_to_wav
-from tests.admin_worker import AdminWorker
+from tests.admin_worker import AdminCommands
 from tests.support import StoreTestCase, on_both_engines
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -17,25 +14,8 @@ ACCOUNT = "18005551234"
 
 
 @on_both_engines
-class AttendantCommandTests(StoreTestCase):
-    def admin(self, *argv: str, expect: int = 0) -> str:
-        settings = [arg for override in self._overrides for arg in ("--set", override)]
-        if not hasattr(self, "_admin_worker"):
-            self._admin_worker = AdminWorker()
-            self.addCleanup(self._admin_worker.close)
-        done = subprocess.CompletedProcess(argv, *self._admin_worker.run([*settings, *argv]))
-        if done.returncode != expect:
-            self.fail(f"portaum-admin {' '.join(argv)} exited {done.returncode}, not {expect}:\n"
-                      f"{done.stdout}{done.stderr}")
-        if expect:
-            lines = done.stderr.strip().splitlines()
-            self.assertEqual(len(lines), 1, done.stderr)
-            self.assertTrue(lines[0].startswith("portaum-admin: error: "), done.stderr)
-            return lines[0][len("portaum-admin: error: "):]
-        return done.stdout
-
-    def admin_json(self, *argv: str):
-        return json.loads(self.admin("--json", *argv))
+class AttendantCommandTests(AdminCommands, StoreTestCase):
+    error_prefix_kept = False
 
     async def _open(self):
         await super()._open()
