@@ -12,7 +12,7 @@ with Digest (MD5 or SHA-256) and cancelling when nobody answers in time.  The
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable, Iterable
+from typing import TYPE_CHECKING, Callable, Iterable
 
 from twisted.internet import defer
 from twisted.logger import Logger
@@ -30,6 +30,9 @@ from portaum_tx.sip.transaction import ServerTransaction, TwoXXRetransmitter, ne
 from portaum_tx.sip.transport import Peer
 from portaum_tx.sip.uri import URI
 from portaum_tx.sip.validate import check_session_timer, method_not_allowed
+
+if TYPE_CHECKING:  # the user agent owns its sessions; named here for annotations only
+    from portaum_tx.sip.ua import UserAgent
 
 log = Logger()
 

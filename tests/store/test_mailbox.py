@@ -98,7 +98,7 @@ class MailboxStoreTests(StoreTestCase):
 
     @defer.inlineCallbacks
     def test_mwi_counts(self):
-        mailbox = yield defer.ensureDeferred(self._account())
+        yield defer.ensureDeferred(self._account())
         store = self.store.mailboxes
         yield defer.ensureDeferred(store.store_message("12065557777", "INBOX", b"v1", kind="voice"))
         yield defer.ensureDeferred(store.store_message("12065557777", "INBOX", b"v2", kind="voice",
