@@ -18,6 +18,7 @@ Front ends are small objects with ``name``, ``ports(config)`` and
 from __future__ import annotations
 
 import dataclasses
+import gc
 import os
 import socket
 import sys
@@ -229,6 +230,9 @@ class PortaumService(service.MultiService):
                     gate.set_target(target)
                 else:
                     gate.target = target
+        # Everything built so far lives as long as the node; keeping it out of the
+        # collector's generations shortens the full collections that pause media.
+        gc.freeze()
         log.info("portaum node {name} ready on {engine} (schema {version}); listening: {ports}",
                  name=node.name, engine=store.engine_name, version=store.schema_version,
                  ports=", ".join(f"{s.label} {s.transport}/{s.port}" for _, s, _ in self._gates.values()))

@@ -57,6 +57,20 @@ def advertised_host(listen_address: str, public_address: str = "") -> str:
         return "127.0.0.1" if family == socket.AF_INET else "::1"
 
 
+def media_engine_for(config, reactor):
+    """The node's media engine as ``[rtp]`` and ``[sip] listen_address`` describe it."""
+    from portaum_tx.rtp.engine import MediaEngine
+    engine_class = MediaEngine
+    if config.rtp.batched_reads:
+        from portaum_tx.rtp.batch_io import BatchedMediaEngine
+        engine_class = BatchedMediaEngine
+    listen = config.sip.listen_address
+    interface = "" if listen in ("0.0.0.0", "::") else listen
+    return engine_class(reactor, (config.rtp.port_min, config.rtp.port_max), interface=interface,
+                        dead_peer_timeout=config.rtp.dead_peer_timeout or None,
+                        symmetric=config.rtp.symmetric)
+
+
 class SipFrontend:
     """``route(call)`` is an async callable running the application for a
     :class:`SipCall`; without one the IVR router is used.  ``media`` is the RTP engine
@@ -92,12 +106,7 @@ class SipFrontend:
         sip = config.sip
         host = advertised_host(sip.listen_address, sip.public_address)
         if self.media is None:
-            from portaum_tx.rtp.engine import MediaEngine
-            interface = "" if sip.listen_address in ("0.0.0.0", "::") else sip.listen_address
-            self.media = MediaEngine(reactor, (config.rtp.port_min, config.rtp.port_max),
-                                     interface=interface,
-                                     dead_peer_timeout=config.rtp.dead_peer_timeout or None,
-                                     symmetric=config.rtp.symmetric)
+            self.media = media_engine_for(config, reactor)
             self.media.start()
             self._own_media = True
 
