@@ -4,6 +4,10 @@ as fixed frames, one per media tick, filling gaps with the codec's silence.
 Payloads are kept as bytes keyed by their (unwrapped) timestamp. When the far end
 uses the same 20 ms framing as the media tick, which is the common case, a frame is
 one dict lookup; other ptimes are assembled from the overlapping packets.
+
+``JitterBuffer`` is the C implementation from ``portaum_tx.rtp._rtpcore`` when the
+extension is built, else ``PyJitterBuffer``, which stays the reference: the C type
+behaves the same, packet for packet, and tests/rtp/test_jitter.py holds both to it.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ FRAME_LOST = 1  # some samples missing while later packets exist: filled with si
 FRAME_IDLE = 2  # nothing to play (not started, silence suppression, peer gone)
 
 
-class JitterBuffer:
+class PyJitterBuffer:
     def __init__(self, silence_byte: int, frame_samples: int = 160, depth_frames: int = 2,
                  max_packets: int = 64, resync_after_idle: int = 3, excess_frames: int = 3,
                  excess_pops: int = 50):
@@ -150,3 +154,9 @@ class JitterBuffer:
     @property
     def buffered_packets(self) -> int:
         return len(self._packets)
+
+
+try:
+    from portaum_tx.rtp._rtpcore import JitterBuffer
+except ImportError:
+    JitterBuffer = PyJitterBuffer

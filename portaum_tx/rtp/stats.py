@@ -1,6 +1,10 @@
 """Receiver statistics of one RTP source: RFC 3550 appendix A.1 (sequence validation),
 A.3 (loss) and A.8 (interarrival jitter). Pure arithmetic, no clock of its own: the
-caller passes arrival times."""
+caller passes arrival times.
+
+``ReceiverStatistics`` keeps the per-packet state and ``update`` in C (the base class
+from ``portaum_tx.rtp._rtpcore``) when the extension is built, else it is
+``PyReceiverStatistics``, which stays the reference for that arithmetic."""
 
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ MAX_MISORDER = 100
 MIN_SEQUENTIAL = 2
 
 
-class ReceiverStatistics:
+class PyReceiverStatistics:
     def __init__(self, ssrc: int, first_sequence: int, clock_rate: int = 8000):
         self.ssrc = ssrc
         self.clock_rate = clock_rate
@@ -120,3 +124,19 @@ class ReceiverStatistics:
             self.ssrc, fraction, lost, self.extended_max & 0xFFFFFFFF,
             int(self.jitter) & 0xFFFFFFFF, last_sr, delay_since_last_sr,
         )
+
+
+try:
+    from portaum_tx.rtp._rtpcore import ReceiverStatistics as _ReceiverStatisticsCore
+except ImportError:
+    ReceiverStatistics = PyReceiverStatistics
+else:
+    class ReceiverStatistics(_ReceiverStatisticsCore):
+        """The C core's state and update(), with the reference's once-per-report figures."""
+
+        __slots__ = ()
+        valid = PyReceiverStatistics.valid
+        extended_max = PyReceiverStatistics.extended_max
+        expected = PyReceiverStatistics.expected
+        lost = PyReceiverStatistics.lost
+        report_block = PyReceiverStatistics.report_block
