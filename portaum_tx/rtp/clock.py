@@ -22,6 +22,7 @@ import numpy as np
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
+from portaum_tx.rtp._rtpcore import pop_frames, send_frames
 from portaum_tx.rtp.blas import limit_blas_threads
 from portaum_tx.rtp.codecs import ALAW_ENCODE, ALAW_DECODE, PCMA, ULAW_DECODE, ULAW_ENCODE
 from portaum_tx.rtp.dtmf import DtmfDigit, InbandDtmfDetector
@@ -157,9 +158,8 @@ class MediaClock:
         now = self.clock.seconds()
 
         # 1. inbound: one frame per session, decoded together
-        popped = [session.jitter.pop() for session in sessions]
-        codes = np.frombuffer(b"".join([frame for frame, _ in popped]), dtype=np.uint8)
-        codes = codes.reshape(count, FRAME_SAMPLES)
+        popped, statuses = pop_frames(sessions)
+        codes = np.frombuffer(popped, dtype=np.uint8).reshape(count, FRAME_SAMPLES)
         pcm = ULAW_DECODE.take(codes)
         if len(self._alaw_rows):
             pcm[self._alaw_rows] = ALAW_DECODE.take(codes[self._alaw_rows])
@@ -183,7 +183,7 @@ class MediaClock:
         # 3. consumers
         for index, session in enumerate(sessions):
             if session.consumers and not session.closed:
-                session.deliver_inbound(pcm[index], popped[index][1])
+                session.deliver_inbound(pcm[index], statuses[index])
 
         # 4. hooks (mixers)
         for hook in list(self._hooks):
@@ -207,12 +207,6 @@ class MediaClock:
             for position, index in enumerate(pcm_rows):
                 start = position * FRAME_SAMPLES
                 outbound[index] = blob[start:start + FRAME_SAMPLES]
-        for index, session in enumerate(sessions):
-            if session.closed:
-                continue
-            payload = outbound[index]
-            if payload is None:
-                payload = session.codec.silence(FRAME_SAMPLES)
-            session.send_frame(payload, now)
-            if now >= session.housekeeping_due:
-                session.housekeeping(now)
+        # every frame as RtpSession.send_frame would send it (the plain case without
+        # Python), then each session's due RTCP and dead-peer housekeeping
+        send_frames(sessions, outbound, now)

@@ -163,6 +163,7 @@ class RtpSession:
         self.packets_dropped = 0
         self.send_errors = 0
         self._sendto = None
+        self._rtp_fd = -1  # the RTP socket, for the media clock's sends without Python
         self.rtcp_sent = 0
         self.rtcp_packets_received = 0
         self._sent_since_report = False
@@ -249,6 +250,8 @@ class RtpSession:
         # address was validated once, when it was configured or latched.
         sock = getattr(rtp_transport, "socket", None)
         self._sendto = getattr(sock, "sendto", None)
+        fileno = getattr(sock, "fileno", None)
+        self._rtp_fd = fileno() if fileno is not None else -1
 
     def start(self) -> None:
         """Start sending and receiving: register with the media clock."""
@@ -278,6 +281,7 @@ class RtpSession:
         for transport in (self._rtp_transport, self._rtcp_transport):
             if transport is not None:
                 transport.stopListening()
+        self._rtp_fd = -1  # the descriptor number is free for reuse from now on
         for party in [self.source, *self.consumers]:
             closed = getattr(party, "session_closed", None)
             if closed is not None:

@@ -1,0 +1,34 @@
+/* The media engine's C accelerator: what its parts share.
+ *
+ * jitter.c   JitterBuffer, the inbound reorder buffer (same behaviour as jitter.py)
+ * stats.c    ReceiverStatistics core: RFC 3550 A.1/A.3/A.8 (same as stats.py)
+ * rtpio.c    per-tick packet I/O: reading every session's RTP socket, sending every
+ *            session's frame, with the common packet handled without Python
+ * module.c   the module
+ */
+#ifndef PORTAUM_RTPCORE_H
+#define PORTAUM_RTPCORE_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+
+/* jitter.c */
+extern PyTypeObject RtpCore_JitterBufferType;
+int rtpcore_add_jitter(PyObject *module);
+/* 0, or -1 with an exception set; ``payload`` is a bytes object (a reference is kept) */
+int rtpcore_jitter_push(PyObject *jitter, uint32_t timestamp, PyObject *payload);
+/* a new reference to the frame (bytes of frame_samples) and its FRAME_* status in
+ * *status, or NULL with an exception set */
+PyObject *rtpcore_jitter_pop(PyObject *jitter, int *status);
+
+/* stats.c */
+extern PyTypeObject RtpCore_ReceiverStatisticsType;
+int rtpcore_add_stats(PyObject *module);
+/* ReceiverStatistics.update: 1 accepted, 0 not (probation, wild jump) */
+int rtpcore_stats_update(PyObject *stats, uint32_t sequence, uint32_t timestamp, double arrival);
+
+/* rtpio.c */
+int rtpcore_add_io(PyObject *module);
+
+#endif

@@ -1,0 +1,844 @@
+/* Per-tick packet I/O of the media clock.
+ *
+ * In Python each packet costs several microseconds of interpreter work on top of its
+ * system call: at a thousand sessions, fifty thousand packets a second each way, that
+ * is most of a core. Here the usual packet takes no Python at all:
+ *
+ *  - RtpReader reads every registered RTP socket that epoll reports readable. A packet
+ *    of the session's audio payload type, plain header (V=2, no padding, extension or
+ *    CSRC), from the latched peer and the known SSRC goes straight into the session's
+ *    receiver statistics and jitter buffer (the C types of stats.c and jitter.c). Any
+ *    other packet (the first ones before latching, a new SSRC, telephone-events, RTCP
+ *    multiplexed on the RTP port, anything malformed) is handed to the session's
+ *    Python rtp_received(), which stays the one authority on RTP semantics.
+ *  - send_frames() sends one tick's frame of every session. A session in the plain
+ *    state (sending, 20 ms packets, no telephone-event or buffered longer-ptime audio
+ *    under way, a real socket) has its header built and sent here, with the same
+ *    sequence, timestamp, marker and counter updates as RtpSession._send_rtp(); any
+ *    other goes through its send_frame(). Due RTCP/dead-peer housekeeping is called
+ *    as the Python loop did.
+ *  - pop_frames() pops every session's jitter buffer into one block of codes.
+ *
+ * Session state stays in the Python RtpSession object; this file reads and writes
+ * the same attributes the Python code does.
+ */
+#include "rtpcore.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define FRAME_SAMPLES 160
+#define MAX_PACKET 2048
+#define RTP_HEADER_SIZE 12
+
+/* interned attribute names */
+static PyObject *s_closed, *s_params, *s_payload_type, *s_latched, *s_remote_address,
+    *s_remote_ssrc, *s_stats, *s_jitter, *s_packets_received, *s_last_heard,
+    *s_dead_reported, *s_rtp_received, *s_rtp_fd, *s_sending, *s_dtmf_gap,
+    *s_dtmf_packets, *s_dtmf_queue, *s_packet_samples, *s_outbound, *s_marker_pending,
+    *s_sequence, *s_timestamp, *s_ssrc, *s_send_errors, *s_packets_sent, *s_octets_sent,
+    *s_sent_since_report, *s_send_frame, *s_housekeeping_due, *s_housekeeping, *s_codec,
+    *s_silence, *s_pop;
+
+static int
+intern_names(void)
+{
+#define INTERN(var, text) if ((var = PyUnicode_InternFromString(text)) == NULL) return -1
+    INTERN(s_closed, "closed");
+    INTERN(s_params, "params");
+    INTERN(s_payload_type, "payload_type");
+    INTERN(s_latched, "latched");
+    INTERN(s_remote_address, "remote_address");
+    INTERN(s_remote_ssrc, "remote_ssrc");
+    INTERN(s_stats, "stats");
+    INTERN(s_jitter, "jitter");
+    INTERN(s_packets_received, "packets_received");
+    INTERN(s_last_heard, "_last_heard");
+    INTERN(s_dead_reported, "_dead_reported");
+    INTERN(s_rtp_received, "rtp_received");
+    INTERN(s_rtp_fd, "_rtp_fd");
+    INTERN(s_sending, "_sending");
+    INTERN(s_dtmf_gap, "_dtmf_gap");
+    INTERN(s_dtmf_packets, "_dtmf_packets");
+    INTERN(s_dtmf_queue, "_dtmf_queue");
+    INTERN(s_packet_samples, "_packet_samples");
+    INTERN(s_outbound, "_outbound");
+    INTERN(s_marker_pending, "_marker_pending");
+    INTERN(s_sequence, "_sequence");
+    INTERN(s_timestamp, "_timestamp");
+    INTERN(s_ssrc, "ssrc");
+    INTERN(s_send_errors, "send_errors");
+    INTERN(s_packets_sent, "packets_sent");
+    INTERN(s_octets_sent, "octets_sent");
+    INTERN(s_sent_since_report, "_sent_since_report");
+    INTERN(s_send_frame, "send_frame");
+    INTERN(s_housekeeping_due, "housekeeping_due");
+    INTERN(s_housekeeping, "housekeeping");
+    INTERN(s_codec, "codec");
+    INTERN(s_silence, "silence");
+    INTERN(s_pop, "pop");
+#undef INTERN
+    return 0;
+}
+
+/* --- small attribute helpers: -2 means an exception is set ------------------------- */
+
+static long long
+get_long(PyObject *obj, PyObject *name)
+{
+    PyObject *value = PyObject_GetAttr(obj, name);
+    if (value == NULL)
+        return -2;
+    if (!PyLong_Check(value)) {
+        Py_DECREF(value);
+        return -3; /* not an int (None): the caller takes the Python path */
+    }
+    long long result = PyLong_AsLongLong(value);
+    Py_DECREF(value);
+    if (result == -1 && PyErr_Occurred())
+        return -2;
+    return result;
+}
+
+/* 1 true, 0 false, -1 exception */
+static int
+get_truth(PyObject *obj, PyObject *name)
+{
+    PyObject *value = PyObject_GetAttr(obj, name);
+    if (value == NULL)
+        return -1;
+    int result = PyObject_IsTrue(value);
+    Py_DECREF(value);
+    return result;
+}
+
+static int
+set_long(PyObject *obj, PyObject *name, long long value)
+{
+    PyObject *number = PyLong_FromLongLong(value);
+    if (number == NULL)
+        return -1;
+    int result = PyObject_SetAttr(obj, name, number);
+    Py_DECREF(number);
+    return result;
+}
+
+static int
+increment(PyObject *obj, PyObject *name, long long by)
+{
+    PyObject *value = PyObject_GetAttr(obj, name);
+    if (value == NULL)
+        return -1;
+    PyObject *delta = PyLong_FromLongLong(by);
+    if (delta == NULL) {
+        Py_DECREF(value);
+        return -1;
+    }
+    PyObject *sum = PyNumber_Add(value, delta);
+    Py_DECREF(value);
+    Py_DECREF(delta);
+    if (sum == NULL)
+        return -1;
+    int result = PyObject_SetAttr(obj, name, sum);
+    Py_DECREF(sum);
+    return result;
+}
+
+/* The (host, port) tuple Python's socket module would give for this address (for
+ * IPv6 only its first two members, as the sessions expect). */
+static PyObject *
+address_tuple(const struct sockaddr_storage *address)
+{
+    char host[INET6_ADDRSTRLEN];
+    int port;
+    if (address->ss_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)address;
+        inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
+        port = ntohs(in->sin_port);
+    }
+    else if (address->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)address;
+        inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
+        port = ntohs(in6->sin6_port);
+    }
+    else {
+        Py_RETURN_NONE;
+    }
+    return Py_BuildValue("(si)", host, port);
+}
+
+/* 1 when ``address`` is the (host, port) tuple ``expected``, 0 when not or when
+ * unsure (the Python path then compares), -1 on error. */
+static int
+same_address(const struct sockaddr_storage *address, PyObject *expected)
+{
+    if (!PyTuple_Check(expected) || PyTuple_GET_SIZE(expected) != 2)
+        return 0;
+    PyObject *host = PyTuple_GET_ITEM(expected, 0), *port = PyTuple_GET_ITEM(expected, 1);
+    if (!PyUnicode_Check(host) || !PyLong_Check(port))
+        return 0;
+    long want_port = PyLong_AsLong(port);
+    if (want_port == -1 && PyErr_Occurred())
+        return -1;
+    char text[INET6_ADDRSTRLEN];
+    if (address->ss_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)address;
+        if (ntohs(in->sin_port) != want_port)
+            return 0;
+        inet_ntop(AF_INET, &in->sin_addr, text, sizeof text);
+    }
+    else if (address->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)address;
+        if (ntohs(in6->sin6_port) != want_port)
+            return 0;
+        inet_ntop(AF_INET6, &in6->sin6_addr, text, sizeof text);
+    }
+    else {
+        return 0;
+    }
+    const char *want_host = PyUnicode_AsUTF8(host);
+    if (want_host == NULL)
+        return -1;
+    return strcmp(text, want_host) == 0;
+}
+
+/* sockaddr for a (host, port) tuple of IP literals; 0 ok, -1 not convertible (no
+ * exception: the caller takes the Python path) */
+static int
+tuple_sockaddr(PyObject *tuple, struct sockaddr_storage *out, socklen_t *length)
+{
+    if (!PyTuple_Check(tuple) || PyTuple_GET_SIZE(tuple) < 2)
+        return -1;
+    PyObject *host = PyTuple_GET_ITEM(tuple, 0), *port = PyTuple_GET_ITEM(tuple, 1);
+    if (!PyUnicode_Check(host) || !PyLong_Check(port))
+        return -1;
+    long number = PyLong_AsLong(port);
+    if (number < 0 || number > 65535) {
+        PyErr_Clear();
+        return -1;
+    }
+    const char *text = PyUnicode_AsUTF8(host);
+    if (text == NULL) {
+        PyErr_Clear();
+        return -1;
+    }
+    memset(out, 0, sizeof *out);
+    struct sockaddr_in *in = (struct sockaddr_in *)out;
+    if (inet_pton(AF_INET, text, &in->sin_addr) == 1) {
+        in->sin_family = AF_INET;
+        in->sin_port = htons((uint16_t)number);
+        *length = sizeof *in;
+        return 0;
+    }
+    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)out;
+    if (inet_pton(AF_INET6, text, &in6->sin6_addr) == 1) {
+        in6->sin6_family = AF_INET6;
+        in6->sin6_port = htons((uint16_t)number);
+        *length = sizeof *in6;
+        return 0;
+    }
+    return -1;
+}
+
+/* --- receiving ------------------------------------------------------------------------ */
+
+/* 1 handled here, 0 the Python path must handle it, -1 error */
+static int
+receive_fast(PyObject *session, const unsigned char *data, Py_ssize_t size,
+             const struct sockaddr_storage *address, double now, PyObject *now_obj)
+{
+    if (size < RTP_HEADER_SIZE || data[0] != 0x80)
+        return 0;
+    if (data[1] >= 192 && data[1] <= 223)
+        return 0; /* RTCP multiplexed on the RTP port */
+    int result = 0;
+    PyObject *params = NULL, *remote = NULL, *stats = NULL, *jitter = NULL, *payload = NULL;
+    int closed = get_truth(session, s_closed);
+    if (closed != 0)
+        return closed < 0 ? -1 : 0;
+    int latched = get_truth(session, s_latched);
+    if (latched != 1)
+        return latched < 0 ? -1 : 0;
+    if ((params = PyObject_GetAttr(session, s_params)) == NULL)
+        return -1;
+    if (params == Py_None)
+        goto done;
+    long long payload_type = get_long(params, s_payload_type);
+    if (payload_type == -2)
+        goto error;
+    if (payload_type != (data[1] & 0x7F))
+        goto done;
+    long long remote_ssrc = get_long(session, s_remote_ssrc);
+    if (remote_ssrc == -2)
+        goto error;
+    uint32_t ssrc = ((uint32_t)data[8] << 24) | ((uint32_t)data[9] << 16) |
+                    ((uint32_t)data[10] << 8) | data[11];
+    if (remote_ssrc != (long long)ssrc)
+        goto done;
+    if ((remote = PyObject_GetAttr(session, s_remote_address)) == NULL)
+        goto error;
+    int same = same_address(address, remote);
+    if (same < 0)
+        goto error;
+    if (!same)
+        goto done;
+    if ((stats = PyObject_GetAttr(session, s_stats)) == NULL ||
+        (jitter = PyObject_GetAttr(session, s_jitter)) == NULL)
+        goto error;
+    if (!PyObject_TypeCheck(stats, &RtpCore_ReceiverStatisticsType) ||
+        !PyObject_TypeCheck(jitter, &RtpCore_JitterBufferType))
+        goto done;
+
+    uint16_t sequence = (uint16_t)((data[2] << 8) | data[3]);
+    uint32_t timestamp = ((uint32_t)data[4] << 24) | ((uint32_t)data[5] << 16) |
+                         ((uint32_t)data[6] << 8) | data[7];
+    /* the order of RtpSession.rtp_received */
+    if (rtpcore_stats_update(stats, sequence, timestamp, now) < 0)
+        goto error;
+    if (increment(session, s_packets_received, 1) < 0 ||
+        PyObject_SetAttr(session, s_last_heard, now_obj) < 0 ||
+        PyObject_SetAttr(session, s_dead_reported, Py_False) < 0)
+        goto error;
+    if (size > RTP_HEADER_SIZE) {
+        payload = PyBytes_FromStringAndSize((const char *)data + RTP_HEADER_SIZE,
+                                            size - RTP_HEADER_SIZE);
+        if (payload == NULL || rtpcore_jitter_push(jitter, timestamp, payload) < 0)
+            goto error;
+    }
+    result = 1;
+    goto done;
+error:
+    result = -1;
+done:
+    Py_XDECREF(params);
+    Py_XDECREF(remote);
+    Py_XDECREF(stats);
+    Py_XDECREF(jitter);
+    Py_XDECREF(payload);
+    return result;
+}
+
+typedef struct {
+    PyObject_HEAD
+    int epoll_fd;
+    PyObject **sessions; /* indexed by file descriptor; NULL when not registered */
+    int capacity;
+    Py_ssize_t registered;
+    PyObject *failed; /* called with (type, value, traceback) when a session's handler raises */
+    unsigned long long packets_read, fast_packets, read_errors;
+    int max_rounds;
+} RtpReaderObject;
+
+static int
+Reader_init(RtpReaderObject *self, PyObject *args, PyObject *kwargs)
+{
+    static char *keywords[] = {"failed", "max_rounds", NULL};
+    PyObject *failed = Py_None;
+    int max_rounds = 16;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|Oi:RtpReader", keywords, &failed, &max_rounds))
+        return -1;
+    if (max_rounds < 1) {
+        PyErr_SetString(PyExc_ValueError, "max_rounds must be at least 1");
+        return -1;
+    }
+    if (self->epoll_fd < 0) {
+        self->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+        if (self->epoll_fd < 0) {
+            PyErr_SetFromErrno(PyExc_OSError);
+            return -1;
+        }
+    }
+    Py_INCREF(failed);
+    Py_XSETREF(self->failed, failed);
+    self->max_rounds = max_rounds;
+    return 0;
+}
+
+static PyObject *
+Reader_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    RtpReaderObject *self = (RtpReaderObject *)type->tp_alloc(type, 0);
+    if (self != NULL)
+        self->epoll_fd = -1;
+    return (PyObject *)self;
+}
+
+static int
+Reader_traverse(RtpReaderObject *self, visitproc visit, void *arg)
+{
+    for (int fd = 0; fd < self->capacity; fd++)
+        Py_VISIT(self->sessions[fd]);
+    Py_VISIT(self->failed);
+    return 0;
+}
+
+static int
+Reader_clear(RtpReaderObject *self)
+{
+    for (int fd = 0; fd < self->capacity; fd++)
+        Py_CLEAR(self->sessions[fd]);
+    self->registered = 0;
+    Py_CLEAR(self->failed);
+    return 0;
+}
+
+static void
+Reader_dealloc(RtpReaderObject *self)
+{
+    PyObject_GC_UnTrack(self);
+    Reader_clear(self);
+    PyMem_Free(self->sessions);
+    if (self->epoll_fd >= 0)
+        close(self->epoll_fd);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *
+Reader_add(RtpReaderObject *self, PyObject *args)
+{
+    int fd;
+    PyObject *session;
+    if (!PyArg_ParseTuple(args, "iO:add", &fd, &session))
+        return NULL;
+    if (fd < 0) {
+        PyErr_SetString(PyExc_ValueError, "negative file descriptor");
+        return NULL;
+    }
+    if (fd >= self->capacity) {
+        int capacity = self->capacity ? self->capacity : 64;
+        while (capacity <= fd)
+            capacity *= 2;
+        PyObject **grown = PyMem_Realloc(self->sessions, capacity * sizeof(PyObject *));
+        if (grown == NULL)
+            return PyErr_NoMemory();
+        memset(grown + self->capacity, 0, (capacity - self->capacity) * sizeof(PyObject *));
+        self->sessions = grown;
+        self->capacity = capacity;
+    }
+    if (self->sessions[fd] != NULL) {
+        PyErr_Format(PyExc_ValueError, "file descriptor %d is already registered", fd);
+        return NULL;
+    }
+    struct epoll_event event = {.events = EPOLLIN, .data.fd = fd};
+    if (epoll_ctl(self->epoll_fd, EPOLL_CTL_ADD, fd, &event) < 0)
+        return PyErr_SetFromErrno(PyExc_OSError);
+    Py_INCREF(session);
+    self->sessions[fd] = session;
+    self->registered++;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+Reader_remove(RtpReaderObject *self, PyObject *args)
+{
+    int fd;
+    if (!PyArg_ParseTuple(args, "i:remove", &fd))
+        return NULL;
+    if (fd < 0 || fd >= self->capacity || self->sessions[fd] == NULL)
+        Py_RETURN_FALSE;
+    /* the socket may be closed already, which removed it from the epoll set */
+    epoll_ctl(self->epoll_fd, EPOLL_CTL_DEL, fd, NULL);
+    Py_CLEAR(self->sessions[fd]);
+    self->registered--;
+    Py_RETURN_TRUE;
+}
+
+/* Reports an exception of a session's handler and clears it; -1 if reporting failed. */
+static int
+report_failure(RtpReaderObject *self)
+{
+    PyObject *type, *value, *traceback;
+    PyErr_Fetch(&type, &value, &traceback);
+    PyErr_NormalizeException(&type, &value, &traceback);
+    if (self->failed == NULL || self->failed == Py_None) {
+        PyErr_Restore(type, value, traceback);
+        PyErr_WriteUnraisable(NULL);
+        return 0;
+    }
+    PyObject *result = PyObject_CallFunctionObjArgs(self->failed, type ? type : Py_None,
+                                                    value ? value : Py_None,
+                                                    traceback ? traceback : Py_None, NULL);
+    Py_XDECREF(type);
+    Py_XDECREF(value);
+    Py_XDECREF(traceback);
+    if (result == NULL)
+        return -1;
+    Py_DECREF(result);
+    return 0;
+}
+
+static PyObject *
+Reader_read(RtpReaderObject *self, PyObject *args)
+{
+    double now;
+    if (!PyArg_ParseTuple(args, "d:read", &now))
+        return NULL;
+    if (self->registered == 0)
+        return PyLong_FromLong(0);
+    PyObject *now_obj = PyFloat_FromDouble(now);
+    if (now_obj == NULL)
+        return NULL;
+    int wanted = self->registered > 1024 ? 1024 : (int)self->registered;
+    struct epoll_event events[1024];
+    unsigned char buffer[MAX_PACKET];
+    long read = 0;
+    for (int round = 0; round < self->max_rounds; round++) {
+        int ready = epoll_wait(self->epoll_fd, events, wanted, 0);
+        if (ready < 0) {
+            if (errno == EINTR)
+                continue;
+            Py_DECREF(now_obj);
+            return PyErr_SetFromErrno(PyExc_OSError);
+        }
+        if (ready == 0)
+            break;
+        for (int i = 0; i < ready; i++) {
+            int fd = events[i].data.fd;
+            if (fd < 0 || fd >= self->capacity || self->sessions[fd] == NULL)
+                continue;
+            struct sockaddr_storage address;
+            socklen_t length = sizeof address;
+            ssize_t size = recvfrom(fd, buffer, sizeof buffer, MSG_DONTWAIT,
+                                    (struct sockaddr *)&address, &length);
+            if (size < 0) {
+                /* ECONNREFUSED: an ICMP port unreachable for something we sent */
+                if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+                    self->read_errors++;
+                continue;
+            }
+            read++;
+            PyObject *session = self->sessions[fd];
+            Py_INCREF(session); /* a handler may remove it */
+            int handled = receive_fast(session, buffer, size, &address, now, now_obj);
+            if (handled == 0) {
+                PyObject *data = PyBytes_FromStringAndSize((const char *)buffer, size);
+                PyObject *peer = data ? address_tuple(&address) : NULL;
+                PyObject *result = peer ? PyObject_CallMethodObjArgs(session, s_rtp_received,
+                                                                     data, peer, NULL) : NULL;
+                Py_XDECREF(data);
+                Py_XDECREF(peer);
+                if (result == NULL)
+                    handled = -1;
+                Py_XDECREF(result);
+            }
+            else if (handled == 1) {
+                self->fast_packets++;
+            }
+            Py_DECREF(session);
+            if (handled < 0 && report_failure(self) < 0) {
+                self->packets_read += read;
+                Py_DECREF(now_obj);
+                return NULL;
+            }
+        }
+    }
+    self->packets_read += read;
+    Py_DECREF(now_obj);
+    return PyLong_FromLong(read);
+}
+
+static PyMethodDef Reader_methods[] = {
+    {"add", (PyCFunction)Reader_add, METH_VARARGS,
+     "add(fd, session): read this RTP socket for the session from now on"},
+    {"remove", (PyCFunction)Reader_remove, METH_VARARGS,
+     "remove(fd) -> bool: stop reading it (the socket may be closed already)"},
+    {"read", (PyCFunction)Reader_read, METH_VARARGS,
+     "read(now) -> packets: read the sockets holding packets, one packet per socket per "
+     "round, for at most max_rounds rounds; now is the arrival time the sessions see"},
+    {NULL},
+};
+
+static PyObject *
+Reader_get_counter(RtpReaderObject *self, void *which)
+{
+    switch ((intptr_t)which) {
+    case 0: return PyLong_FromUnsignedLongLong(self->packets_read);
+    case 1: return PyLong_FromUnsignedLongLong(self->fast_packets);
+    case 2: return PyLong_FromUnsignedLongLong(self->read_errors);
+    default: return PyLong_FromSsize_t(self->registered);
+    }
+}
+
+static PyGetSetDef Reader_getset[] = {
+    {"packets_read", (getter)Reader_get_counter, NULL, "packets read in all", (void *)0},
+    {"fast_packets", (getter)Reader_get_counter, NULL,
+     "packets handled without calling the session", (void *)1},
+    {"read_errors", (getter)Reader_get_counter, NULL, "failed reads other than EAGAIN", (void *)2},
+    {"registered", (getter)Reader_get_counter, NULL, "sockets being read", (void *)3},
+    {NULL},
+};
+
+static PyTypeObject RtpReaderType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "portaum_tx.rtp._rtpcore.RtpReader",
+    .tp_doc = "RtpReader(failed=None, max_rounds=16): reads RTP sockets for their sessions",
+    .tp_basicsize = sizeof(RtpReaderObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_new = Reader_new,
+    .tp_init = (initproc)Reader_init,
+    .tp_dealloc = (destructor)Reader_dealloc,
+    .tp_traverse = (traverseproc)Reader_traverse,
+    .tp_clear = (inquiry)Reader_clear,
+    .tp_methods = Reader_methods,
+    .tp_getset = Reader_getset,
+};
+
+/* --- sending -------------------------------------------------------------------------- */
+
+/* 1 sent (or dropped as Python would), 0 the Python path must send, -1 error */
+static int
+send_fast(PyObject *session, PyObject *payload)
+{
+    if (!PyBytes_Check(payload) || PyBytes_GET_SIZE(payload) > MAX_PACKET - RTP_HEADER_SIZE)
+        return 0;
+    long long fd = get_long(session, s_rtp_fd);
+    if (fd == -2)
+        return -1;
+    if (fd < 0)
+        return 0;
+    int flag;
+    if ((flag = get_truth(session, s_sending)) != 1)
+        return flag < 0 ? -1 : 0;
+    if ((flag = get_truth(session, s_dtmf_gap)) != 0)
+        return flag < 0 ? -1 : 0;
+    if ((flag = get_truth(session, s_dtmf_packets)) != 0)
+        return flag < 0 ? -1 : 0;
+    if ((flag = get_truth(session, s_dtmf_queue)) != 0)
+        return flag < 0 ? -1 : 0;
+    if ((flag = get_truth(session, s_outbound)) != 0)
+        return flag < 0 ? -1 : 0;
+    long long samples = get_long(session, s_packet_samples);
+    if (samples == -2)
+        return -1;
+    if (samples != FRAME_SAMPLES)
+        return 0;
+
+    int result = 0;
+    PyObject *params = NULL, *remote = NULL;
+    if ((remote = PyObject_GetAttr(session, s_remote_address)) == NULL)
+        return -1;
+    struct sockaddr_storage address;
+    socklen_t length;
+    if (remote == Py_None || tuple_sockaddr(remote, &address, &length) < 0)
+        goto done;
+    if ((params = PyObject_GetAttr(session, s_params)) == NULL)
+        goto error;
+    long long payload_type = params == Py_None ? -3 : get_long(params, s_payload_type);
+    if (payload_type == -2)
+        goto error;
+    if (payload_type < 0 || payload_type > 127)
+        goto done;
+    long long sequence = get_long(session, s_sequence);
+    long long timestamp = get_long(session, s_timestamp);
+    long long ssrc = get_long(session, s_ssrc);
+    if (sequence == -2 || timestamp == -2 || ssrc == -2)
+        goto error;
+    if (sequence < 0 || timestamp < 0 || ssrc < 0)
+        goto done;
+    int marker = get_truth(session, s_marker_pending);
+    if (marker < 0)
+        goto error;
+    if (marker && PyObject_SetAttr(session, s_marker_pending, Py_False) < 0)
+        goto error;
+
+    unsigned char packet[MAX_PACKET];
+    Py_ssize_t size = PyBytes_GET_SIZE(payload);
+    packet[0] = 0x80;
+    packet[1] = (unsigned char)((marker ? 0x80 : 0) | payload_type);
+    packet[2] = (unsigned char)(sequence >> 8);
+    packet[3] = (unsigned char)sequence;
+    packet[4] = (unsigned char)(timestamp >> 24);
+    packet[5] = (unsigned char)(timestamp >> 16);
+    packet[6] = (unsigned char)(timestamp >> 8);
+    packet[7] = (unsigned char)timestamp;
+    packet[8] = (unsigned char)(ssrc >> 24);
+    packet[9] = (unsigned char)(ssrc >> 16);
+    packet[10] = (unsigned char)(ssrc >> 8);
+    packet[11] = (unsigned char)ssrc;
+    memcpy(packet + RTP_HEADER_SIZE, PyBytes_AS_STRING(payload), size);
+    if (set_long(session, s_sequence, (sequence + 1) & 0xFFFF) < 0)
+        goto error;
+    ssize_t sent = sendto((int)fd, packet, RTP_HEADER_SIZE + size, 0,
+                          (struct sockaddr *)&address, length);
+    if (sent < 0) {
+        /* ICMP unreachable reported back, or the socket buffer is full: RTP is best
+         * effort, the packet is dropped */
+        if (increment(session, s_send_errors, 1) < 0)
+            goto error;
+    }
+    else if (increment(session, s_packets_sent, 1) < 0 ||
+             increment(session, s_octets_sent, size) < 0 ||
+             PyObject_SetAttr(session, s_sent_since_report, Py_True) < 0) {
+        goto error;
+    }
+    if (set_long(session, s_timestamp, (timestamp + FRAME_SAMPLES) & 0xFFFFFFFFLL) < 0)
+        goto error;
+    result = 1;
+    goto done;
+error:
+    result = -1;
+done:
+    Py_XDECREF(params);
+    Py_XDECREF(remote);
+    return result;
+}
+
+static PyObject *
+send_frames(PyObject *module, PyObject *args)
+{
+    PyObject *sessions, *frames;
+    double now;
+    if (!PyArg_ParseTuple(args, "O!O!d:send_frames", &PyList_Type, &sessions, &PyList_Type,
+                          &frames, &now))
+        return NULL;
+    Py_ssize_t count = PyList_GET_SIZE(sessions);
+    if (PyList_GET_SIZE(frames) != count) {
+        PyErr_SetString(PyExc_ValueError, "one frame per session");
+        return NULL;
+    }
+    PyObject *now_obj = PyFloat_FromDouble(now);
+    if (now_obj == NULL)
+        return NULL;
+    long fast = 0;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *session = PyList_GET_ITEM(sessions, i);
+        PyObject *payload = PyList_GET_ITEM(frames, i);
+        Py_INCREF(session);
+        Py_INCREF(payload);
+        int closed = get_truth(session, s_closed);
+        int handled;
+        if (closed != 0) {
+            handled = closed < 0 ? -1 : 2;
+        }
+        else {
+            if (payload == Py_None) {
+                PyObject *codec = PyObject_GetAttr(session, s_codec);
+                Py_SETREF(payload, codec ? PyObject_CallMethod(codec, "silence", "i", FRAME_SAMPLES) : NULL);
+                Py_XDECREF(codec);
+            }
+            handled = payload ? send_fast(session, payload) : -1;
+            if (handled == 0) {
+                PyObject *result = PyObject_CallMethodObjArgs(session, s_send_frame, payload,
+                                                              now_obj, NULL);
+                handled = result ? 1 : -1;
+                Py_XDECREF(result);
+            }
+            else if (handled == 1) {
+                fast++;
+            }
+        }
+        if (handled == 1) {
+            PyObject *due = PyObject_GetAttr(session, s_housekeeping_due);
+            double when = due ? PyFloat_AsDouble(due) : -1.0;
+            Py_XDECREF(due);
+            if (due == NULL || (when == -1.0 && PyErr_Occurred())) {
+                handled = -1;
+            }
+            else if (now >= when) {
+                PyObject *result = PyObject_CallMethodObjArgs(session, s_housekeeping, now_obj, NULL);
+                if (result == NULL)
+                    handled = -1;
+                Py_XDECREF(result);
+            }
+        }
+        Py_DECREF(session);
+        Py_XDECREF(payload);
+        if (handled < 0) {
+            Py_DECREF(now_obj);
+            return NULL;
+        }
+    }
+    Py_DECREF(now_obj);
+    return PyLong_FromLong(fast);
+}
+
+static PyObject *
+pop_frames(PyObject *module, PyObject *args)
+{
+    PyObject *sessions;
+    if (!PyArg_ParseTuple(args, "O!:pop_frames", &PyList_Type, &sessions))
+        return NULL;
+    Py_ssize_t count = PyList_GET_SIZE(sessions);
+    PyObject *block = PyBytes_FromStringAndSize(NULL, count * FRAME_SAMPLES);
+    PyObject *statuses = PyBytes_FromStringAndSize(NULL, count);
+    if (block == NULL || statuses == NULL)
+        goto error;
+    char *codes = PyBytes_AS_STRING(block), *status_out = PyBytes_AS_STRING(statuses);
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *jitter = PyObject_GetAttr(PyList_GET_ITEM(sessions, i), s_jitter);
+        if (jitter == NULL)
+            goto error;
+        PyObject *frame;
+        int status;
+        if (PyObject_TypeCheck(jitter, &RtpCore_JitterBufferType)) {
+            frame = rtpcore_jitter_pop(jitter, &status);
+        }
+        else {
+            /* a jitter buffer of Python's (the fax path installs its own) */
+            PyObject *popped = PyObject_CallMethodNoArgs(jitter, s_pop);
+            frame = NULL;
+            if (popped != NULL) {
+                long value;
+                if (!PyTuple_Check(popped) || PyTuple_GET_SIZE(popped) != 2) {
+                    PyErr_SetString(PyExc_TypeError, "jitter buffer pop() must return (frame, status)");
+                }
+                else if ((value = PyLong_AsLong(PyTuple_GET_ITEM(popped, 1))) != -1 || !PyErr_Occurred()) {
+                    status = (int)value;
+                    frame = PyTuple_GET_ITEM(popped, 0);
+                    Py_INCREF(frame);
+                }
+                Py_DECREF(popped);
+            }
+        }
+        Py_DECREF(jitter);
+        if (frame == NULL)
+            goto error;
+        if (!PyBytes_Check(frame) || PyBytes_GET_SIZE(frame) != FRAME_SAMPLES || status < 0 || status > 255) {
+            PyErr_Format(PyExc_ValueError, "session %zd: a jitter frame must be %d bytes", i, FRAME_SAMPLES);
+            Py_DECREF(frame);
+            goto error;
+        }
+        memcpy(codes + i * FRAME_SAMPLES, PyBytes_AS_STRING(frame), FRAME_SAMPLES);
+        status_out[i] = (char)status;
+        Py_DECREF(frame);
+    }
+    PyObject *result = PyTuple_Pack(2, block, statuses);
+    Py_DECREF(block);
+    Py_DECREF(statuses);
+    return result;
+error:
+    Py_XDECREF(block);
+    Py_XDECREF(statuses);
+    return NULL;
+}
+
+static PyMethodDef io_functions[] = {
+    {"send_frames", send_frames, METH_VARARGS,
+     "send_frames(sessions, frames, now) -> sent without Python: send each session's frame "
+     "(codec bytes, or None for silence) as RtpSession.send_frame does and run its due "
+     "housekeeping; closed sessions are skipped"},
+    {"pop_frames", pop_frames, METH_VARARGS,
+     "pop_frames(sessions) -> (codes, statuses): one 160-byte frame popped from each "
+     "session's jitter buffer, concatenated, and each frame's FRAME_* status as a byte"},
+    {NULL},
+};
+
+int
+rtpcore_add_io(PyObject *module)
+{
+    if (intern_names() < 0)
+        return -1;
+    if (PyType_Ready(&RtpReaderType) < 0)
+        return -1;
+    Py_INCREF(&RtpReaderType);
+    if (PyModule_AddObject(module, "RtpReader", (PyObject *)&RtpReaderType) < 0) {
+        Py_DECREF(&RtpReaderType);
+        return -1;
+    }
+    return PyModule_AddFunctions(module, io_functions);
+}
