@@ -153,9 +153,10 @@ SECTIONS: dict[str, tuple[Option, ...]] = {
         _opt("ptime", _positive_int, "20", "packet time in milliseconds"),
         _opt("dead_peer_timeout", _seconds, "30s", "hang up when nothing is heard for this long"),
         _opt("symmetric", _bool, "yes", "send RTP to where the far end's packets come from"),
-        _opt("batched_reads", _bool, "no",
-             "the media tick reads every RTP socket itself (less CPU per call, send timing "
-             "less steady past ~400 calls per core; see bench/README.md)"),
+        _opt("batched_reads", _bool, "yes",
+             "the media tick reads every RTP socket itself, the usual packet without Python; "
+             "no: one reactor callback per packet (several times the CPU per call, see "
+             "bench/README.md)"),
     ),
     "imap": (
         _opt("listen_address", _str, "0.0.0.0", "address IMAP listens on"),

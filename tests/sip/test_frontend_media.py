@@ -10,15 +10,16 @@ from portaum_tx.sip.frontend import media_engine_for
 
 
 class MediaEngineChoiceTests(unittest.TestCase):
-    def test_reactor_reads_by_default(self):
-        engine = media_engine_for(load_config(None, ["rtp.port_min=20000", "rtp.port_max=20100"]),
+    def test_reactor_reads_when_configured(self):
+        engine = media_engine_for(load_config(None, ["rtp.port_min=20000", "rtp.port_max=20100",
+                                                     "rtp.batched_reads=no"]),
                                   task.Clock())
         self.assertIs(type(engine), MediaEngine)
         self.assertEqual((engine.allocator._low, engine.allocator._pairs), (20000, 50))
         self.assertEqual(engine.allocator.interface, "")
 
-    def test_batched_reads_when_configured(self):
-        config = load_config(None, ["rtp.batched_reads=yes", "sip.listen_address=127.0.0.1",
+    def test_batched_reads_by_default(self):
+        config = load_config(None, ["sip.listen_address=127.0.0.1",
                                     "rtp.dead_peer_timeout=10s"])
         engine = media_engine_for(config, task.Clock())
         self.assertIsInstance(engine, BatchedMediaEngine)
