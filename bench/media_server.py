@@ -31,6 +31,8 @@ epollreactor.install()
 from twisted.internet import defer, reactor  # noqa: E402
 from twisted.internet.protocol import DatagramProtocol  # noqa: E402
 
+from portaum_tx.rtp import clock as clock_module  # noqa: E402
+from portaum_tx.rtp.clock import TICK_SECONDS  # noqa: E402
 from portaum_tx.rtp.engine import MediaEngine  # noqa: E402
 from portaum_tx.rtp.player import MusicOnHold  # noqa: E402
 from portaum_tx.sip.transport import SipTransport, UdpEndpoint  # noqa: E402
@@ -100,21 +102,36 @@ class GcTimer:
 
 
 class TickTimer:
-    """Wraps the media clock's tick to record how long each one takes."""
+    """Wraps the media clock's tick to record how long each one takes, and how late
+    after its due instant (clock epoch + n x 20 ms) the tick started and its sends
+    began: the send instants are what the callers' jitter buffers see."""
 
     def __init__(self, media_clock):
         self.durations: list[float] = []
+        self.starts: list[float] = []
+        self.sends: list[float] = []
         self.clock = media_clock
         original = media_clock.tick
 
+        def due() -> float:
+            return media_clock._epoch + media_clock._due * TICK_SECONDS
+
         def timed_tick():
+            self.starts.append(time.time() - due())
             start = time.perf_counter()
             original()
             self.durations.append(time.perf_counter() - start)
         media_clock.tick = timed_tick
+        send_frames = clock_module.send_frames
 
-    def take(self) -> list[float]:
-        taken, self.durations = self.durations, []
+        def timed_send(sessions, frames, now):
+            self.sends.append(time.time() - due())
+            return send_frames(sessions, frames, now)
+        clock_module.send_frames = timed_send
+
+    def take(self) -> tuple[list[float], list[float], list[float]]:
+        taken = self.durations, self.starts, self.sends
+        self.durations, self.starts, self.sends = [], [], []
         return taken
 
 
@@ -168,16 +185,20 @@ class BenchServer:
 
     def stats(self) -> dict:
         usage = resource.getrusage(resource.RUSAGE_SELF)
-        durations = sorted(self.ticks.take())
+        durations, starts, sends = (sorted(taken) for taken in self.ticks.take())
         clock = self.engine.media_clock
 
-        def pct(p):
-            return round(durations[min(len(durations) - 1, int(p * len(durations)))] * 1000, 3) if durations else None
+        def pct(p, values=durations):
+            return round(values[min(len(values) - 1, int(p * len(values)))] * 1000, 3) if values else None
         return {
             "pid": os.getpid(), "active_calls": self.ua.active_calls, "rejected_busy": self.ua.rejected_busy,
             "sessions": len(clock.sessions), "ticks": clock.ticks, "skipped_ticks": clock.skipped_ticks,
             "tick_ms": {"count": len(durations), "p50": pct(0.5), "p99": pct(0.99),
                         "max": round(durations[-1] * 1000, 3) if durations else None},
+            "tick_start_late_ms": {"p50": pct(0.5, starts), "p99": pct(0.99, starts),
+                                   "max": pct(1.0, starts)},
+            "send_start_late_ms": {"p50": pct(0.5, sends), "p99": pct(0.99, sends),
+                                   "max": pct(1.0, sends)},
             "gc": self.gc.take(), "autogroup": open("/proc/self/autogroup").read().strip(),
             "cpu_seconds": usage.ru_utime + usage.ru_stime, "maxrss_kib": usage.ru_maxrss,
             "calls": [record.summary() for record in self.calls.values()],
