@@ -9,7 +9,8 @@ TESTS  ?= tests
 
 .PHONY: run test setup clean-venv
 
-$(STAMP): pyproject.toml
+# the media engine's C extension is built by the editable install
+$(STAMP): pyproject.toml setup.py $(wildcard portaum_tx/rtp/csrc/*)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet --config-settings editable_mode=compat -e '.[test]'

@@ -1,4 +1,4 @@
-/* The media engine's C accelerator: what its parts share.
+/* The media engine's C accelerator, portaum_tx.rtp._rtpcore (built by setup.py): what its parts share.
  *
  * jitter.c   JitterBuffer, the inbound reorder buffer (same behaviour as jitter.py)
  * stats.c    ReceiverStatistics core: RFC 3550 A.1/A.3/A.8 (same as stats.py)
