@@ -33,6 +33,7 @@ class PyJitterBuffer:
         self._idle_pops = 0
         self._highest_end = 0
         self.late = 0
+        self.overflows = 0  # packets dropped because max_packets were buffered already
         self.resyncs = 0
         self.dropped_frames = 0
         # A sender whose clock runs faster than ours fills the buffer slowly; when it
@@ -84,6 +85,11 @@ class PyJitterBuffer:
             self._resync(timestamp)  # a jump far ahead: start over there
             relative = 0
         start = self._next + relative
+        if len(self._packets) >= self.max_packets and start not in self._packets:
+            # a sender piling up fragments the play-out does not consume: the buffer
+            # stays bounded, the packet is dropped
+            self.overflows += 1
+            return
         self._packets[start] = payload
         self._highest_end = max(self._highest_end, start + len(payload))
 

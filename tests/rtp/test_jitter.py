@@ -128,6 +128,19 @@ class JitterBufferTestsMixin:
         self.assertEqual([f[0] for f, s in out if s == FRAME_AUDIO], list(range(8)))
         self.assertEqual(buffer.dropped_frames, 0)
 
+    def test_the_buffer_stays_bounded_whatever_the_sender_piles_up(self):
+        # one-octet fragments all over the window: never played out one by one
+        buffer = self.JitterBuffer(0xFF, depth_frames=2, max_packets=8)
+        for n in range(200):
+            buffer.push((n * 37) % 1200, b"\x01")
+        self.assertEqual(buffer.buffered_packets, 8)
+        self.assertEqual(buffer.overflows, 192)
+        buffer.push(0, frame(9))  # a packet replacing a buffered one is still taken
+        self.assertEqual(buffer.overflows, 192)
+        for _ in range(3):
+            buffer.pop()
+        self.assertLess(buffer.buffered_packets, 8)
+
 
 class ReceiverStatisticsTestsMixin:
     ReceiverStatistics = PyReceiverStatistics
@@ -287,7 +300,7 @@ JITTER_SETTINGS = st.fixed_dictionaries({
 })
 # the private ones too: the C types expose them read-only so that a difference shows
 # where it arises rather than frames later
-JITTER_FIELDS = ("late", "resyncs", "dropped_frames", "buffered_packets", "_next", "_highest_end",
+JITTER_FIELDS = ("late", "overflows", "resyncs", "dropped_frames", "buffered_packets", "_next", "_highest_end",
                  "_delay", "_idle_pops", "_excess_run", "_packets")
 STATISTICS_FIELDS = ("ssrc", "clock_rate", "base_seq", "max_seq", "bad_seq", "cycles", "received",
                      "received_prior", "expected_prior", "probation", "jitter",

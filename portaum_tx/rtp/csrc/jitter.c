@@ -27,6 +27,7 @@ typedef struct {
     long long max_packets;
     long long resync_after_idle;
     long long late;
+    long long overflows;
     long long resyncs;
     long long dropped_frames;
     PyObject *silence;  /* NULL until __init__ has run */
@@ -230,6 +231,15 @@ rtpcore_jitter_push(PyObject *jitter, uint32_t timestamp, PyObject *payload)
         relative = 0;
     }
     int64_t start = self->next + relative;
+    if (self->count >= self->max_packets) {
+        /* a sender piling up fragments the play-out does not consume: the buffer
+         * stays bounded, the packet is dropped */
+        Py_ssize_t i = lower_bound(self, start);
+        if (i >= self->count || self->packets[i].start != start) {
+            self->overflows++;
+            return 0;
+        }
+    }
     if (store(self, start, payload) < 0)
         return -1;
     if (start + size > self->highest_end)
@@ -381,6 +391,7 @@ JitterBuffer_init(JitterBuffer *self, PyObject *args, PyObject *kwds)
     self->idle_pops = 0;
     self->highest_end = 0;
     self->late = 0;
+    self->overflows = 0;
     self->resyncs = 0;
     self->dropped_frames = 0;
     self->excess_pops = excess_pops;
@@ -530,6 +541,8 @@ static PyMemberDef JitterBuffer_members[] = {
     {"max_packets", T_LONGLONG, offsetof(JitterBuffer, max_packets), READONLY, NULL},
     {"resync_after_idle", T_LONGLONG, offsetof(JitterBuffer, resync_after_idle), 0, NULL},
     {"late", T_LONGLONG, offsetof(JitterBuffer, late), 0, NULL},
+    {"overflows", T_LONGLONG, offsetof(JitterBuffer, overflows), 0,
+     "packets dropped because max_packets were buffered already"},
     {"resyncs", T_LONGLONG, offsetof(JitterBuffer, resyncs), 0, NULL},
     {"dropped_frames", T_LONGLONG, offsetof(JitterBuffer, dropped_frames), 0, NULL},
     {"_highest_end", T_LONGLONG, offsetof(JitterBuffer, highest_end), READONLY, NULL},
