@@ -409,6 +409,21 @@ def proc_rss_kib(pid: int) -> int:
     return 0
 
 
+def core_busy_and_softirq(core: int) -> tuple[float, float]:
+    """Seconds the core spent busy, and of them in softirq, since boot (/proc/stat).
+    Loopback delivery of the server's packets to the generator runs as softirq work
+    inside the server's sendto(); with IRQ time accounting the kernel does not charge
+    it to the process, so the process CPU alone undercounts what the media costs."""
+    with open("/proc/stat") as f:
+        for line in f:
+            if line.startswith("cpu%d " % core):
+                ticks = [int(v) for v in line.split()[1:]]
+                idle = ticks[3] + ticks[4]
+                hz = os.sysconf("SC_CLK_TCK")
+                return (sum(ticks[:8]) - idle) / hz, ticks[6] / hz
+    return 0.0, 0.0
+
+
 def cpu_pressure() -> float:
     """The share of the last 10 s in which some runnable task waited for a CPU (PSI)."""
     try:
@@ -523,7 +538,8 @@ def run_one(args, calls: int) -> dict:
         profiler = []
 
         def on_window(what):
-            marks[what] = (time.monotonic(), proc_cpu_seconds(pid), proc_rss_kib(pid), cpu_pressure())
+            marks[what] = (time.monotonic(), proc_cpu_seconds(pid), proc_rss_kib(pid), cpu_pressure(),
+                           core_busy_and_softirq(args.server_core))
             if what == "start":
                 if results_file is None:
                     if args.gc_freeze:
@@ -552,8 +568,10 @@ def run_one(args, calls: int) -> dict:
             server.wait(timeout=10)
         except subprocess.TimeoutExpired:
             server.kill()
-    (t0, cpu0, _, _), (t1, cpu1, rss1, pressure_after) = marks["start"], marks["end"]
+    (t0, cpu0, _, _, core0), (t1, cpu1, rss1, pressure_after, core1) = marks["start"], marks["end"]
     cpu_fraction = (cpu1 - cpu0) / (t1 - t0)
+    core_busy = (core1[0] - core0[0]) / (t1 - t0)
+    core_softirq = (core1[1] - core0[1]) / (t1 - t0)
     answered = result.get("answered", 0)
     deviations = np.frombuffer(generator.deviations, dtype=np.float64)
     up_calls = [c for c in generator.calls if c.received]
@@ -588,6 +606,7 @@ def run_one(args, calls: int) -> dict:
         "io": args.io if args.server == "bench" else "reactor", "setup_seconds": result.get("setup_seconds"),
         "window_seconds": round(t1 - t0, 2),
         "server_cpu_cores": round(cpu_fraction, 3),
+        "server_core_busy": round(core_busy, 3), "server_core_softirq": round(core_softirq, 3),
         "cpu_ms_per_session_second": round(cpu_fraction * 1000 / max(1, answered), 4),
         "sessions_per_core": int(answered / cpu_fraction) if cpu_fraction else None,
         "send_interval_dev_ms": {"p50": percentile(deviations, 50), "p99": percentile(deviations, 99),
