@@ -128,16 +128,22 @@ class MediaClock:
         return self._loop is not None
 
     def _timer(self) -> None:
-        # How many ticks real time asks for, whatever the timer's own lateness.
-        target = int((self.clock.seconds() - self._epoch) / TICK_SECONDS + 1e-6)
-        behind = target - self._due
-        if behind > self.max_catch_up:
-            # far behind (process stalled): do not burst, drop the backlog
-            self.skipped_ticks += behind - self.max_catch_up
-            self._due += behind - self.max_catch_up
-            behind = self.max_catch_up
-        for _ in range(behind):
+        # How many ticks real time asks for, whatever the timer's own lateness. Ticks
+        # run back to back until caught up: waiting for the timer's next firing
+        # instead would let a stall leave the clock behind for good (two ticks a
+        # firing take longer than one period, so the firing after is skipped).
+        budget = self.max_catch_up
+        while budget > 0:
+            target = int((self.clock.seconds() - self._epoch) / TICK_SECONDS + 1e-6)
+            behind = target - self._due
+            if behind <= 0:
+                return
+            if behind > budget:
+                # far behind (process stalled): do not burst, drop the backlog
+                self.skipped_ticks += behind - budget
+                self._due += behind - budget
             self._due += 1
+            budget -= 1
             try:
                 self.tick()
             except Exception:

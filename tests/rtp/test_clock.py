@@ -177,3 +177,25 @@ class IsolationTests(unittest.TestCase):
         self.assertEqual(broken.consumers, [])
         for session in (broken, healthy):
             self.assertEqual(len(rig.reactor.ports[session.local_port].rtp()), 5)
+
+
+class CatchUpTests(unittest.TestCase):
+    def test_a_stall_is_caught_up_back_to_back_not_carried_along(self):
+        # ticks that take 11 ms: two in a row overrun a 20 ms period, so catching up
+        # only at the timer's firings would keep the clock two ticks behind for good
+        clock = Clock()
+        media = MediaClock(clock)
+        lateness = []
+
+        def slow_tick(tick):
+            lateness.append(clock.seconds() - (media._epoch + media._due * 0.020))
+            clock.rightNow += 0.011
+        media.add_tick_hook(slow_tick)
+        media.start()
+        clock.advance(0.020)
+        clock.rightNow += 0.045  # a stall (a full garbage collection, say)
+        for _ in range(10):
+            clock.advance(0.020)
+        self.assertGreater(max(lateness), 0.040)
+        self.assertLess(max(lateness[-5:]), 0.020)  # within a period again, not two behind
+        self.assertLessEqual(media.skipped_ticks, 1)  # what five ticks in a row cannot catch up
