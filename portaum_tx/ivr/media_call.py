@@ -71,6 +71,16 @@ class CallSignalling(Protocol):
         answers (without ``on_early`` the music lasts until answer)."""
 
 
+def audio_prompt(audio: Audio) -> rtp_player.Prompt:
+    """The encoded prompt of an Audio, encoded once however often it is played (a
+    greeting replayed after every key, a message heard again)."""
+    prompt = audio.__dict__.get("_prompt")
+    if prompt is None:
+        prompt = rtp_player.Prompt.from_pcm(audio.pcm, audio.label)
+        object.__setattr__(audio, "_prompt", prompt)  # Audio is frozen; this is a cache
+    return prompt
+
+
 class MediaCall(Call):
     def __init__(self, clock, session, prompts: PromptLibrary, signalling: CallSignalling, *,
                  prompt_cache: Optional[dict] = None, **identity):
@@ -284,7 +294,7 @@ class MediaCall(Call):
                     cached = self.prompt_cache[key] = rtp_player.Prompt(PCMU, prompt.ulaw, item)
                 out.append(cached)
             elif isinstance(item, Audio):
-                out.append(rtp_player.Prompt.from_pcm(item.pcm, item.label))
+                out.append(audio_prompt(item))
             elif isinstance(item, Silence):
                 out.append(rtp_player.Silence(item.ms))
             elif isinstance(item, Beep):
