@@ -354,6 +354,15 @@ class SoundsBesideDialAndBridgeTests(unittest.TestCase):
 
 
 class PromptCacheTests(unittest.TestCase):
+    def test_recorded_audio_is_encoded_once(self):
+        from portaum_tx.ivr.call import Audio
+        from portaum_tx.ivr.media_call import audio_prompt
+        greeting = Audio(speech(0.5), "greeting")
+        first = audio_prompt(greeting)
+        self.assertIs(audio_prompt(greeting), first)
+        self.assertEqual(first.encoded(PCMU), PCMU.encode(greeting.pcm))
+        self.assertIsNot(audio_prompt(Audio(speech(0.5), "other")), first)
+
     def test_encoded_prompts_are_shared_between_calls(self):
         rig = Rig()
         library = PromptLibrary()
