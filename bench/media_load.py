@@ -603,7 +603,7 @@ def run_one(args, calls: int) -> dict:
     expected = sum(c.received + c.lost for c in up_calls)
     return {
         "calls": calls, "answered": answered, "server": args.server,
-        "io": args.io if args.server == "bench" else "reactor", "setup_seconds": result.get("setup_seconds"),
+        "io": args.io if args.server == "bench" else "twistd default (batched)", "setup_seconds": result.get("setup_seconds"),
         "window_seconds": round(t1 - t0, 2),
         "server_cpu_cores": round(cpu_fraction, 3),
         "server_core_busy": round(core_busy, 3), "server_core_softirq": round(core_softirq, 3),
@@ -662,7 +662,7 @@ def main():
     parser.add_argument("--server", choices=("bench", "twistd"), default="bench",
                         help="bench/media_server.py (UA and media engine only) or twistd -n portaum")
     parser.add_argument("--io", choices=("reactor", "batched"), default="reactor",
-                        help="RTP reads of bench/media_server.py (twistd uses the reactor)")
+                        help="RTP reads of bench/media_server.py (twistd: its [rtp] batched_reads, yes by default)")
     parser.add_argument("--address", default="127.0.0.1")
     parser.add_argument("--number", default="8000")
     parser.add_argument("--sip-port", type=int, default=25060)
