@@ -11,6 +11,7 @@ from __future__ import annotations
 import atexit
 import os
 import shutil
+import socket
 import sys
 import tempfile
 
@@ -40,6 +41,16 @@ def require_peer(name: str, available: bool, why: str = "") -> None:
 
 def program(name: str) -> str | None:
     return shutil.which(name)
+
+
+def has_ipv6_loopback() -> bool:
+    """Whether this host can bind ::1 (some containers have no IPv6 at all)."""
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as probe:
+            probe.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
 
 
 def _admin_dsn(dbname: str) -> str:

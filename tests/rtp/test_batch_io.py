@@ -13,6 +13,7 @@ from portaum_tx.rtp.packet import RtpPacket, build_rtp
 from portaum_tx.rtp.session import MediaParams
 
 from tests.rtp.loopback import LoopbackRig, Peer, SocketReactor
+from tests.support import has_ipv6_loopback
 
 
 def speech_frame(index):
@@ -39,13 +40,6 @@ class Frames:
 IP_RECVERR = 11  # linux/in.h
 
 
-def has_ipv6():
-    try:
-        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as probe:
-            probe.bind(("::1", 0))
-        return True
-    except OSError:
-        return False
 
 
 class BatchedMediaClockTests(unittest.TestCase):
@@ -141,7 +135,7 @@ class BatchedMediaClockTests(unittest.TestCase):
         self.assertEqual(first.packets_received, 1)
 
     def test_ipv6_addresses_are_cut_to_host_and_port(self):
-        if not has_ipv6():
+        if not has_ipv6_loopback():
             raise unittest.SkipTest("this host has no IPv6 loopback")
         rig = LoopbackRig(self, interface="::1")
         peer = Peer(self, socket.AF_INET6, "::1")

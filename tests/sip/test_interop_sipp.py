@@ -9,7 +9,7 @@ from twisted.internet import defer, reactor, threads
 from twisted.trial import unittest
 
 from tests.sip.live import SCENARIOS, LiveFrontend, free_port, sipp_binary, spawn
-from tests.support import require_peer
+from tests.support import has_ipv6_loopback, require_peer
 
 
 async def quick_answer(call):
@@ -47,7 +47,7 @@ class SippCallsServer(unittest.TestCase):
 
     @defer.inlineCallbacks
     def test_uac_over_ipv6(self):
-        if not _has_ipv6_loopback():
+        if not has_ipv6_loopback():
             raise unittest.SkipTest("this machine has no IPv6 loopback")
         server = yield defer.ensureDeferred(LiveFrontend(quick_answer, address="::1").start())
         self.addCleanup(lambda: defer.ensureDeferred(server.stop()))
@@ -153,14 +153,6 @@ class ServerCallsSipp(unittest.TestCase):
         self.assertEqual(ua.active_calls, 0)
 
 
-def _has_ipv6_loopback() -> bool:
-    import socket
-    try:
-        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as s:
-            s.bind(("::1", 0))
-        return True
-    except OSError:
-        return False
 
 
 def _sleep(seconds):
