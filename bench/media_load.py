@@ -479,7 +479,8 @@ def start_twistd(args) -> tuple[subprocess.Popen, str]:
                 "sip.udp_port=%d" % args.sip_port, "sip.tcp_port=%d" % args.sip_port,
                 "sip.domain=%s" % args.address, "sip.max_calls=5000",
                 "rtp.port_min=40000", "rtp.port_max=49999",
-                "web.port=%d" % web_port, "web.listen_address=127.0.0.1"] + ["%s=0" % o for o in OFF]
+                "web.port=%d" % web_port, "web.listen_address=127.0.0.1",
+                "rtp.send_ahead=%d" % args.send_ahead] + ["%s=0" % o for o in OFF]
     overrides = [item for setting in settings for item in ("--set", setting)]
     env = dict(os.environ, PYTHONPATH=os.path.join(HERE, ".."))
     subprocess.run([sys.executable, "-m", "portaum_tx.admin", *overrides, "access-number", "add",
@@ -508,7 +509,7 @@ def start_server(args) -> subprocess.Popen:
     command = ["taskset", "-c", str(args.server_core), sys.executable,
                os.path.join(HERE, "media_server.py"), "--address", args.address,
                "--sip-port", str(args.sip_port), "--control-port", str(args.control_port),
-               "--io", args.io]
+               "--io", args.io, "--send-ahead", str(args.send_ahead)]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     line = process.stdout.readline()
     if line.strip() != "ready":
@@ -624,7 +625,7 @@ def run_one(args, calls: int) -> dict:
         "server_send_start_late_ms": stats.get("send_start_late_ms"), "server_gc": stats["gc"], "server_autogroup": stats["autogroup"], "server_skipped_ticks": stats["skipped_ticks"],
         "generator_late_ticks": result.get("generator_late_ticks"),
         "sip_errors": generator.sip_errors,
-        "realtime": args.realtime, "gc_freeze": args.gc_freeze, "cpu_pressure_before": pressure_before, "cpu_pressure_after": pressure_after,
+        "realtime": args.realtime, "send_ahead_ms": args.send_ahead, "server_pacer": stats.get("pacer"), "gc_freeze": args.gc_freeze, "cpu_pressure_before": pressure_before, "cpu_pressure_after": pressure_after,
     }
 
 
@@ -674,6 +675,9 @@ def main():
                         help="niceness of this generator and (inherited) the server, ahead of other work")
     parser.add_argument("--realtime", type=int, default=0,
                         help="SCHED_FIFO priority for generator and server (0: normal scheduling)")
+    parser.add_argument("--send-ahead", type=int, default=60,
+                        help="ms of RTP the server prepares ahead and its pacer thread sends on "
+                             "time ([rtp] send_ahead, 60 by default; 0: the media tick sends)")
     parser.add_argument("--gc-freeze", action="store_true",
                         help="experiment: gc.freeze() in the bench server once the calls are up")
     parser.add_argument("--quiet", type=float, default=15.0,

@@ -139,7 +139,7 @@ class BenchServer:
     def __init__(self, args):
         self.args = args
         engine_options = dict(port_range=(args.rtp_min, args.rtp_max), interface=args.address,
-                              dead_peer_timeout=60.0)
+                              dead_peer_timeout=60.0, send_ahead_ms=args.send_ahead)
         if args.io == "batched":
             from portaum_tx.rtp.batch_io import BatchedMediaEngine
             self.engine = BatchedMediaEngine(reactor, **engine_options)
@@ -199,16 +199,28 @@ class BenchServer:
                                    "max": pct(1.0, starts)},
             "send_start_late_ms": {"p50": pct(0.5, sends), "p99": pct(0.99, sends),
                                    "max": pct(1.0, sends)},
+            "pacer": pacer_stats(clock.pacer),
             "gc": self.gc.take(), "autogroup": open("/proc/self/autogroup").read().strip(),
             "cpu_seconds": usage.ru_utime + usage.ru_stime, "maxrss_kib": usage.ru_maxrss,
             "calls": [record.summary() for record in self.calls.values()],
         }
 
 
+def pacer_stats(pacer) -> dict | None:
+    if pacer is None:
+        return None
+    return {"scheduling": pacer.scheduling, "batches_sent": pacer.batches_sent,
+            "late_batches": pacer.late_batches, "max_late_ms": round(pacer.max_late * 1000, 3),
+            "packets_sent": pacer.packets_sent, "send_errors": pacer.send_errors,
+            "forgotten": pacer.forgotten}
+
+
 class Control(DatagramProtocol):
     """``stats`` -> JSON (sent in pieces of at most 60000 octets, then ``end``);
     ``reset`` forgets finished calls; ``ticks`` drops recorded tick timings;
-    ``freeze`` moves every object alive to the collector's permanent generation."""
+    ``freeze`` moves every object alive to the collector's permanent generation;
+    ``census`` counts the objects the collector tracks, by type; ``collect`` times a full
+    collection."""
 
     def __init__(self, server: BenchServer):
         self.server = server
@@ -229,6 +241,30 @@ class Control(DatagramProtocol):
             # collector (frozen objects are never collected, cycles among them leak)
             gc.freeze()
             self.transport.write(b"ok", addr)
+        elif command == b"census":
+            # which objects the collector tracks (the frozen start-up heap aside): what a
+            # full collection has to traverse
+            counts = {}
+            for obj in gc.get_objects():
+                name = type(obj).__qualname__
+                counts[name] = counts.get(name, 0) + 1
+            top = sorted(counts.items(), key=lambda item: -item[1])[:40]
+            lists = [obj for obj in gc.get_objects() if type(obj) is list]
+            shapes = {}
+            for obj in lists[::max(1, len(lists) // 300)]:
+                owners = ",".join(sorted({type(r).__qualname__ for r in gc.get_referrers(obj) if r is not lists}))
+                key = "len=%d first=%s owners=%s" % (len(obj), type(obj[0]).__qualname__ if obj else "-", owners)
+                shapes[key] = shapes.get(key, 0) + 1
+            lists = None
+            self.transport.write(json.dumps({"tracked": sum(counts.values()), "top": top,
+                                             "lists": sorted(shapes.items(), key=lambda item: -item[1])[:20]}).encode(), addr)
+        elif command == b"collect":
+            # how long a full collection of the live heap takes
+            start = time.perf_counter()
+            gc.collect()
+            took = time.perf_counter() - start
+            self.transport.write(json.dumps({"tracked": len(gc.get_objects()),
+                                             "full_collection_ms": round(took * 1000, 2)}).encode(), addr)
         elif command == b"ticks":
             self.server.ticks.take()
             self.server.gc.take()
@@ -245,6 +281,9 @@ def main():
     parser.add_argument("--max-calls", type=int, default=5000)
     parser.add_argument("--prompt", help=".au file to loop (default: the test speech)")
     parser.add_argument("--io", choices=("reactor", "batched"), default="reactor")
+    parser.add_argument("--send-ahead", type=int, default=60,
+                        help="ms of RTP prepared ahead and sent by the pacer thread ([rtp] "
+                             "send_ahead; 0: the tick sends)")
     args = parser.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))

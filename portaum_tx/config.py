@@ -92,6 +92,14 @@ def parse_size(text: str) -> int:
     return int(match.group(1)) * scale
 
 
+def _send_ahead(text: str) -> int:
+    """Milliseconds of RTP prepared ahead: whole media ticks (20 ms), at most 200."""
+    value = _int(text)
+    if not 0 <= value <= 200 or value % 20:
+        raise ValueError(f"expected 0-200 ms in steps of 20 (the media tick), got {text!r}")
+    return value
+
+
 def _list(text: str) -> tuple[str, ...]:
     return tuple(item for item in re.split(r"[\s,]+", text.strip()) if item)
 
@@ -157,6 +165,10 @@ SECTIONS: dict[str, tuple[Option, ...]] = {
              "the media tick reads every RTP socket itself, the usual packet without Python; "
              "no: one reactor callback per packet (several times the CPU per call, see "
              "bench/README.md)"),
+        _opt("send_ahead", _send_ahead, "60",
+             "ms of RTP prepared ahead and sent on time by a thread of its own, so that a "
+             "pause of the server shorter than this does not reach the streams; it adds as "
+             "much delay to what is sent (0: the media tick sends as it runs)"),
     ),
     "imap": (
         _opt("listen_address", _str, "0.0.0.0", "address IMAP listens on"),

@@ -64,6 +64,9 @@ class ConfigTests(unittest.TestCase):
         self.assertError("[smtp]\nmax_message_size = lots\n",
                          "{path}:2: [smtp] max_message_size: expected a size such as 100M, "
                          "512K or 2G, got 'lots'")
+        self.assertError("[rtp]\nsend_ahead = 50\n",
+                         "{path}:2: [rtp] send_ahead: expected 0-200 ms in steps of 20 "
+                         "(the media tick), got '50'")
 
     def test_syntax_errors(self):
         self.assertError("[sip\n", "{path}:1: malformed section header '[sip'")

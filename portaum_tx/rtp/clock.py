@@ -12,6 +12,12 @@ Each tick it
 The ticker is a LoopingCall on an injected clock, but the number of ticks run is
 derived from the clock's seconds() since start, so a late timer is caught up
 (bounded) and the send rate never drifts from real time.
+
+With a :class:`~portaum_tx.rtp._rtpcore.Pacer` the tick does not send: step 5 fills
+the pacer's batch for the instant ``send_ahead`` ticks later, and the pacer's own
+thread sends it at that instant. Every stream then goes out on the tick's schedule
+even while the interpreter is held up (a garbage collection, a long tick) for less
+than the lead; the price is that much more delay on what is sent.
 """
 
 from __future__ import annotations
@@ -37,10 +43,16 @@ log = Logger()
 class MediaClock:
     def __init__(self, clock, *, dtmf_detector: InbandDtmfDetector | None = None,
                  fax_detector: FaxToneDetector | None = None, max_catch_up: int = 5,
-                 single_threaded_blas: bool = True):
+                 single_threaded_blas: bool = True, pacer=None, send_ahead: int = 0):
+        """``pacer``: a Pacer that sends each tick's packets ``send_ahead`` ticks
+        after the tick (``clock`` must then count real seconds, as time.time())."""
         if single_threaded_blas:
             limit_blas_threads(1)
+        if send_ahead < 0 or (pacer is None and send_ahead):
+            raise ValueError("send_ahead needs a pacer and must not be negative")
         self.clock = clock
+        self.pacer = pacer
+        self.send_ahead = send_ahead
         self.dtmf_detector = dtmf_detector or InbandDtmfDetector()
         self.fax_detector = fax_detector or FaxToneDetector()
         self.max_catch_up = max_catch_up
@@ -84,6 +96,9 @@ class MediaClock:
             return
         if session in self._sessions:
             self._sessions.remove(session)
+        if self.pacer is not None and session._rtp_fd >= 0:
+            # the socket is closed next: nothing queued may go out on its number
+            self.pacer.forget(session._rtp_fd)
         self._free_slots.append(session.slot)
         session.slot = None
         self._dirty = True
@@ -109,9 +124,16 @@ class MediaClock:
 
     # --- running -------------------------------------------------------------------
 
+    @property
+    def send_ahead_samples(self) -> int:
+        """How far a session's RTP timestamp runs ahead of what has reached the wire."""
+        return self.send_ahead * FRAME_SAMPLES
+
     def start(self) -> None:
         if self._loop is not None:
             return
+        if self.pacer is not None:
+            self.pacer.start()
         self._epoch = self.clock.seconds()
         self._due = 0
         self._loop = LoopingCall(self._timer)
@@ -122,6 +144,8 @@ class MediaClock:
         if self._loop is not None:
             self._loop.stop()
             self._loop = None
+        if self.pacer is not None:
+            self.pacer.stop()
 
     @property
     def running(self) -> bool:
@@ -215,4 +239,12 @@ class MediaClock:
                 outbound[index] = blob[start:start + FRAME_SAMPLES]
         # every frame as RtpSession.send_frame would send it (the plain case without
         # Python), then each session's due RTCP and dead-peer housekeeping
-        send_frames(sessions, outbound, now)
+        pacer = self.pacer
+        if pacer is None:
+            send_frames(sessions, outbound, now)
+            return
+        pacer.begin(self._epoch + (self._due + self.send_ahead) * TICK_SECONDS)
+        try:
+            send_frames(sessions, outbound, now, pacer)
+        finally:
+            pacer.commit()

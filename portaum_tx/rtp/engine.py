@@ -3,18 +3,25 @@ allocator and one prompt cache for the whole process."""
 
 from __future__ import annotations
 
-from portaum_tx.rtp.clock import MediaClock
+from portaum_tx.rtp._rtpcore import Pacer
+from portaum_tx.rtp.clock import TICK_SECONDS, MediaClock
 from portaum_tx.rtp.player import Player, PromptCache
 from portaum_tx.rtp.session import MediaParams, PortAllocator, RtpSession
 
 
 class MediaEngine:
+    clock_class = MediaClock
+
     def __init__(self, reactor, port_range: tuple[int, int] = (10000, 20000), interface: str = "",
-                 **session_defaults):
-        """``reactor`` provides IReactorTime and IReactorUDP; ``session_defaults`` are
-        keyword arguments of RtpSession (symmetric, dead_peer_timeout, cname ...)."""
+                 *, send_ahead_ms: int = 0, clock_options: dict | None = None, **session_defaults):
+        """``reactor`` provides IReactorTime and IReactorUDP; ``send_ahead_ms`` > 0
+        sends RTP through a :class:`Pacer` that much after it is prepared (the
+        reactor's clock must then be real time); ``session_defaults`` are keyword
+        arguments of RtpSession (symmetric, dead_peer_timeout, cname ...)."""
         self.reactor = reactor
-        self.media_clock = MediaClock(reactor)
+        ahead = round(send_ahead_ms / 1000 / TICK_SECONDS)
+        pacer = Pacer() if ahead else None
+        self.media_clock = self.clock_class(reactor, pacer=pacer, send_ahead=ahead, **(clock_options or {}))
         self.allocator = PortAllocator(reactor, port_range, interface)
         self.prompts = PromptCache()
         self.session_defaults = session_defaults

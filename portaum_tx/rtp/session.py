@@ -164,6 +164,9 @@ class RtpSession:
         self.send_errors = 0
         self._sendto = None
         self._rtp_fd = -1  # the RTP socket, for the media clock's sends without Python
+        # the media clock's send pacer, when it has one: RTP goes out through it so
+        # that every packet of a tick leaves at the tick's instant, in order
+        self._pacer = getattr(media_clock, "pacer", None)
         self.rtcp_sent = 0
         self.rtcp_packets_received = 0
         self._sent_since_report = False
@@ -514,7 +517,13 @@ class RtpSession:
         header = RTP_HEADER.pack(0x80, (0x80 if marker else 0) | payload_type,
                                  self._sequence, timestamp, self.ssrc)
         self._sequence = (self._sequence + 1) & 0xFFFF
-        if self._sendto is not None:
+        if self._pacer is not None and self._rtp_fd >= 0:
+            try:
+                self._pacer.send(self._rtp_fd, self.remote_address, header + payload)
+            except (OSError, ValueError):
+                self.send_errors += 1
+                return
+        elif self._sendto is not None:
             try:
                 self._sendto(header + payload, self.remote_address)
             except OSError:
@@ -558,7 +567,10 @@ class RtpSession:
                 dlsr = int((now - self._last_sr_arrival) * 65536) & 0xFFFFFFFF
             blocks = (self.stats.report_block(lsr, dlsr),)
         if self._sent_since_report:
-            report = SenderReport(self.ssrc, ntp_from_seconds(now), self._timestamp,
+            # the RTP time of ``now``: with a pacer, the timestamp has run ahead of
+            # what has been sent by the pacer's lead
+            lead = getattr(self.media_clock, "send_ahead_samples", 0)
+            report = SenderReport(self.ssrc, ntp_from_seconds(now), (self._timestamp - lead) & 0xFFFFFFFF,
                                   self.packets_sent & 0xFFFFFFFF, self.octets_sent & 0xFFFFFFFF, blocks)
         else:
             report = ReceiverReport(self.ssrc, blocks)

@@ -67,6 +67,7 @@ def media_engine_for(config, reactor):
     listen = config.sip.listen_address
     interface = "" if listen in ("0.0.0.0", "::") else listen
     return engine_class(reactor, (config.rtp.port_min, config.rtp.port_max), interface=interface,
+                        send_ahead_ms=config.rtp.send_ahead,
                         dead_peer_timeout=config.rtp.dead_peer_timeout or None,
                         symmetric=config.rtp.symmetric)
 

@@ -4,6 +4,7 @@ from twisted.internet import task
 from twisted.trial import unittest
 
 from portaum_tx.config import load_config
+from portaum_tx.rtp._rtpcore import Pacer
 from portaum_tx.rtp.batch_io import BatchedMediaEngine, BatchedMediaClock
 from portaum_tx.rtp.engine import MediaEngine
 from portaum_tx.sip.frontend import media_engine_for
@@ -26,3 +27,13 @@ class MediaEngineChoiceTests(unittest.TestCase):
         self.assertIsInstance(engine.media_clock, BatchedMediaClock)
         self.assertEqual(engine.allocator.interface, "127.0.0.1")
         self.assertEqual(engine.session_defaults["dead_peer_timeout"], 10.0)
+
+    def test_rtp_goes_out_through_the_pacer_60_ms_ahead_by_default(self):
+        engine = media_engine_for(load_config(None, []), task.Clock())
+        self.assertIsInstance(engine.media_clock.pacer, Pacer)
+        self.assertEqual(engine.media_clock.send_ahead, 3)
+
+    def test_the_tick_sends_itself_with_send_ahead_0(self):
+        engine = media_engine_for(load_config(None, ["rtp.send_ahead=0"]), task.Clock())
+        self.assertIsNone(engine.media_clock.pacer)
+        self.assertEqual(engine.media_clock.send_ahead_samples, 0)

@@ -11,7 +11,8 @@ PyInit__rtpcore(void)
     PyObject *module = PyModule_Create(&rtpcore_module);
     if (module == NULL)
         return NULL;
-    if (rtpcore_add_jitter(module) < 0 || rtpcore_add_stats(module) < 0 || rtpcore_add_io(module) < 0) {
+    if (rtpcore_add_jitter(module) < 0 || rtpcore_add_stats(module) < 0 || rtpcore_add_io(module) < 0 ||
+        rtpcore_add_pacer(module) < 0) {
         Py_DECREF(module);
         return NULL;
     }

@@ -4,6 +4,7 @@
  * stats.c    ReceiverStatistics core: RFC 3550 A.1/A.3/A.8 (same as stats.py)
  * rtpio.c    per-tick packet I/O: reading every session's RTP socket, sending every
  *            session's frame, with the common packet handled without Python
+ * pacer.c    Pacer, the thread that sends each tick's packets at the tick's instant
  * module.c   the module
  */
 #ifndef PORTAUM_RTPCORE_H
@@ -12,6 +13,10 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdint.h>
+#include <sys/socket.h>
+
+/* the largest RTP packet sent or read */
+#define RTPCORE_MAX_PACKET 2048
 
 /* jitter.c */
 extern PyTypeObject RtpCore_JitterBufferType;
@@ -30,5 +35,15 @@ int rtpcore_stats_update(PyObject *stats, uint32_t sequence, uint32_t timestamp,
 
 /* rtpio.c */
 int rtpcore_add_io(PyObject *module);
+/* a numeric (host, port) tuple as a socket address: 0, or -1 when it is not one
+ * (no exception set) */
+int rtpcore_tuple_sockaddr(PyObject *tuple, struct sockaddr_storage *out, socklen_t *length);
+
+/* pacer.c */
+extern PyTypeObject RtpCore_PacerType;
+int rtpcore_add_pacer(PyObject *module);
+/* 1 queued in the pacer's open batch, 0 no batch is open (send it yourself), -1 error */
+int rtpcore_pacer_queue(PyObject *pacer, int fd, const struct sockaddr_storage *address,
+                        socklen_t address_length, const unsigned char *data, Py_ssize_t size);
 
 #endif

@@ -33,7 +33,7 @@
 #include <unistd.h>
 
 #define FRAME_SAMPLES 160
-#define MAX_PACKET 2048
+#define MAX_PACKET RTPCORE_MAX_PACKET
 #define RTP_HEADER_SIZE 12
 
 /* interned attribute names */
@@ -209,8 +209,8 @@ same_address(const struct sockaddr_storage *address, PyObject *expected)
 
 /* sockaddr for a (host, port) tuple of IP literals; 0 ok, -1 not convertible (no
  * exception: the caller takes the Python path) */
-static int
-tuple_sockaddr(PyObject *tuple, struct sockaddr_storage *out, socklen_t *length)
+int
+rtpcore_tuple_sockaddr(PyObject *tuple, struct sockaddr_storage *out, socklen_t *length)
 {
     if (!PyTuple_Check(tuple) || PyTuple_GET_SIZE(tuple) < 2)
         return -1;
@@ -592,7 +592,7 @@ static PyTypeObject RtpReaderType = {
 
 /* 1 sent (or dropped as Python would), 0 the Python path must send, -1 error */
 static int
-send_fast(PyObject *session, PyObject *payload)
+send_fast(PyObject *session, PyObject *payload, PyObject *pacer)
 {
     if (!PyBytes_Check(payload) || PyBytes_GET_SIZE(payload) > MAX_PACKET - RTP_HEADER_SIZE)
         return 0;
@@ -624,7 +624,7 @@ send_fast(PyObject *session, PyObject *payload)
         return -1;
     struct sockaddr_storage address;
     socklen_t length;
-    if (remote == Py_None || tuple_sockaddr(remote, &address, &length) < 0)
+    if (remote == Py_None || rtpcore_tuple_sockaddr(remote, &address, &length) < 0)
         goto done;
     if ((params = PyObject_GetAttr(session, s_params)) == NULL)
         goto error;
@@ -663,8 +663,13 @@ send_fast(PyObject *session, PyObject *payload)
     memcpy(packet + RTP_HEADER_SIZE, PyBytes_AS_STRING(payload), size);
     if (set_long(session, s_sequence, (sequence + 1) & 0xFFFF) < 0)
         goto error;
-    ssize_t sent = sendto((int)fd, packet, RTP_HEADER_SIZE + size, 0,
-                          (struct sockaddr *)&address, length);
+    int queued = pacer == NULL ? 0 : rtpcore_pacer_queue(pacer, (int)fd, &address, length, packet,
+                                                         RTP_HEADER_SIZE + size);
+    if (queued < 0)
+        goto error;
+    ssize_t sent = queued ? RTP_HEADER_SIZE + size
+                          : sendto((int)fd, packet, RTP_HEADER_SIZE + size, 0,
+                                   (struct sockaddr *)&address, length);
     if (sent < 0) {
         /* ICMP unreachable reported back, or the socket buffer is full: RTP is best
          * effort, the packet is dropped */
@@ -691,11 +696,18 @@ done:
 static PyObject *
 send_frames(PyObject *module, PyObject *args)
 {
-    PyObject *sessions, *frames;
+    PyObject *sessions, *frames, *pacer = Py_None;
     double now;
-    if (!PyArg_ParseTuple(args, "O!O!d:send_frames", &PyList_Type, &sessions, &PyList_Type,
-                          &frames, &now))
+    if (!PyArg_ParseTuple(args, "O!O!d|O:send_frames", &PyList_Type, &sessions, &PyList_Type,
+                          &frames, &now, &pacer))
         return NULL;
+    if (pacer == Py_None) {
+        pacer = NULL;
+    }
+    else if (!PyObject_TypeCheck(pacer, &RtpCore_PacerType)) {
+        PyErr_SetString(PyExc_TypeError, "pacer must be a Pacer or None");
+        return NULL;
+    }
     Py_ssize_t count = PyList_GET_SIZE(sessions);
     if (PyList_GET_SIZE(frames) != count) {
         PyErr_SetString(PyExc_ValueError, "one frame per session");
@@ -721,7 +733,7 @@ send_frames(PyObject *module, PyObject *args)
                 Py_SETREF(payload, codec ? PyObject_CallMethod(codec, "silence", "i", FRAME_SAMPLES) : NULL);
                 Py_XDECREF(codec);
             }
-            handled = payload ? send_fast(session, payload) : -1;
+            handled = payload ? send_fast(session, payload, pacer) : -1;
             if (handled == 0) {
                 PyObject *result = PyObject_CallMethodObjArgs(session, s_send_frame, payload,
                                                               now_obj, NULL);
@@ -819,9 +831,10 @@ error:
 
 static PyMethodDef io_functions[] = {
     {"send_frames", send_frames, METH_VARARGS,
-     "send_frames(sessions, frames, now) -> sent without Python: send each session's frame "
-     "(codec bytes, or None for silence) as RtpSession.send_frame does and run its due "
-     "housekeeping; closed sessions are skipped"},
+     "send_frames(sessions, frames, now, pacer=None) -> sent without Python: send each "
+     "session's frame (codec bytes, or None for silence) as RtpSession.send_frame does and "
+     "run its due housekeeping; closed sessions are skipped. With a pacer whose batch is "
+     "open, the packets are queued there instead of sent"},
     {"pop_frames", pop_frames, METH_VARARGS,
      "pop_frames(sessions) -> (codes, statuses): one 160-byte frame popped from each "
      "session's jitter buffer, concatenated, and each frame's FRAME_* status as a byte"},
