@@ -555,7 +555,15 @@ def run_one(args, calls: int) -> dict:
         if results_file is None:
             stats = json.loads(control(control_address, b"stats"))
         else:
-            time.sleep(2.0)  # the application writes its line when it sees the BYE
+            # the application writes its line when it has seen the BYE: wait for every
+            # answered call's line (a thousand hang-ups take twistd a few seconds)
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                if os.path.exists(results_file):
+                    with open(results_file) as f:
+                        if sum(1 for _ in f) >= result.get("answered", 0):
+                            break
+                time.sleep(0.5)
             stats = {"calls": [], "tick_ms": None, "gc": None, "autogroup": None, "skipped_ticks": None}
             with open(results_file) as f:
                 for line in f:
@@ -584,6 +592,7 @@ def run_one(args, calls: int) -> dict:
     server_calls = {c["call_id"]: c for c in stats["calls"]}
     sent = detected = missing = extra = 0
     by_kind = {"rfc4733": [0, 0], "inband": [0, 0]}
+    mismatches = []  # a few calls whose keys were not heard as sent, to look into
     for call in generator.calls:
         record = server_calls.get(call.call_id)
         heard = record["digits"] if record else ""
@@ -596,6 +605,8 @@ def run_one(args, calls: int) -> dict:
         detected += match
         missing += len(want) - match
         extra += len(heard) - match
+        if want != heard and len(mismatches) < 8:
+            mismatches.append({"call_id": call.call_id, "sent": want, "heard": heard})
         kind = by_kind["rfc4733" if call.rfc4733 else "inband"]
         kind[0] += len(want)
         kind[1] += match
@@ -603,7 +614,7 @@ def run_one(args, calls: int) -> dict:
     inbound_late = sum(c["late"] for c in stats["calls"]) if results_file is None else None
     expected = sum(c.received + c.lost for c in up_calls)
     return {
-        "calls": calls, "answered": answered, "server": args.server,
+        "calls": calls, "answered": answered, "server": args.server, "digit_mismatches": mismatches,
         "io": args.io if args.server == "bench" else "twistd default (batched)", "setup_seconds": result.get("setup_seconds"),
         "window_seconds": round(t1 - t0, 2),
         "server_cpu_cores": round(cpu_fraction, 3),

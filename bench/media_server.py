@@ -124,9 +124,9 @@ class TickTimer:
         media_clock.tick = timed_tick
         send_frames = clock_module.send_frames
 
-        def timed_send(sessions, frames, now):
+        def timed_send(sessions, frames, now, *pacer):
             self.sends.append(time.time() - due())
-            return send_frames(sessions, frames, now)
+            return send_frames(sessions, frames, now, *pacer)
         clock_module.send_frames = timed_send
 
     def take(self) -> tuple[list[float], list[float], list[float]]:
