@@ -467,7 +467,7 @@ def free_tcp_port() -> int:
 OFF = ["imap.port", "imap.tls_port", "pop3.port", "pop3.tls_port", "smtp.port", "smtp.submission_port"]
 
 
-def start_twistd(args) -> tuple[subprocess.Popen, str]:
+def start_twistd(args) -> tuple[subprocess.Popen, str, int]:
     """``twistd -n portaum`` in a fresh working directory, with an access number routed
     to bench/media_app.py's application; returns the process and the digits file."""
     import tempfile
@@ -498,11 +498,33 @@ def start_twistd(args) -> tuple[subprocess.Popen, str]:
             raise SystemExit("twistd exited with %s; see %s" % (process.returncode, workdir))
         try:
             with urllib.request.urlopen("http://127.0.0.1:%d/health" % web_port, timeout=2):
-                return process, results
+                return process, results, web_port
         except OSError:
             time.sleep(0.2)
     process.kill()
     raise SystemExit("twistd did not become ready")
+
+
+def twistd_media(web_port: int) -> dict | None:
+    """The media block of twistd's /health: dropped ticks, the pacer's late batches."""
+    import urllib.request
+    try:
+        with urllib.request.urlopen("http://127.0.0.1:%d/health" % web_port, timeout=10) as r:
+            return json.load(r).get("media")
+    except OSError:
+        return None
+
+
+def media_in_window(start: dict | None, end: dict | None) -> dict | None:
+    if not start or not end:
+        return None
+    window = {"skipped_ticks": end["skipped_ticks"] - start["skipped_ticks"],
+              "ticks": end["ticks"] - start["ticks"]}
+    if "pacer" in end:
+        window["late_batches"] = end["pacer"]["late_batches"] - start["pacer"]["late_batches"]
+        window["pacer_scheduling"] = end["pacer"]["scheduling"]
+        window["max_late_ms_since_start"] = end["pacer"]["max_late_ms"]
+    return window
 
 
 def start_server(args) -> subprocess.Popen:
@@ -526,7 +548,7 @@ def run_one(args, calls: int) -> dict:
     pressure_before = wait_for_quiet(args.quiet, args.patience)
     results_file = None
     if args.server == "twistd":
-        server, results_file = start_twistd(args)
+        server, results_file, web_port = start_twistd(args)
     else:
         server = start_server(args)
     pid = server.pid
@@ -536,11 +558,14 @@ def run_one(args, calls: int) -> dict:
         rss_idle = proc_rss_kib(pid)
         generator = LoadGenerator(args, (args.address, args.sip_port))
         marks = {}
+        media_marks = {}
         profiler = []
 
         def on_window(what):
             marks[what] = (time.monotonic(), proc_cpu_seconds(pid), proc_rss_kib(pid), cpu_pressure(),
                            core_busy_and_softirq(args.server_core))
+            if results_file is not None:
+                media_marks[what] = twistd_media(web_port)
             if what == "start":
                 if results_file is None:
                     if args.gc_freeze:
@@ -636,7 +661,7 @@ def run_one(args, calls: int) -> dict:
         "server_send_start_late_ms": stats.get("send_start_late_ms"), "server_gc": stats["gc"], "server_autogroup": stats["autogroup"], "server_skipped_ticks": stats["skipped_ticks"],
         "generator_late_ticks": result.get("generator_late_ticks"),
         "sip_errors": generator.sip_errors,
-        "realtime": args.realtime, "send_ahead_ms": args.send_ahead, "server_pacer": stats.get("pacer"), "gc_freeze": args.gc_freeze, "cpu_pressure_before": pressure_before, "cpu_pressure_after": pressure_after,
+        "realtime": args.realtime, "send_ahead_ms": args.send_ahead, "server_pacer": stats.get("pacer"), "twistd_media": media_in_window(media_marks.get("start"), media_marks.get("end")), "gc_freeze": args.gc_freeze, "cpu_pressure_before": pressure_before, "cpu_pressure_after": pressure_after,
     }
 
 

@@ -108,6 +108,10 @@ class TapTestsMixin:
         first = self.server()
         health = first.start()
         self.assertEqual((health["status"], health["engine"]), ("ok", self.engine))
+        # how the media engine keeps time, for monitoring
+        media = health["media"]
+        self.assertEqual((media["sessions"], media["skipped_ticks"], media["send_ahead_ms"]), (0, 0, 60))
+        self.assertEqual(media["pacer"]["send_errors"], 0)
         # Provisioning while the server runs, against the same store.
         for command in (["customer", "add", "Smart Calls, Ltd."],
                         ["account", "add", "12065557777", "--customer", "Smart Calls, Ltd.",

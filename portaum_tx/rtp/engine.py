@@ -34,6 +34,20 @@ class MediaEngine:
             session.close("shutdown")
         self.media_clock.stop()
 
+    def status(self) -> dict:
+        """What an operator watches: live sessions, ticks the clock had to drop, and
+        how punctually the pacer put each tick's packets on the wire."""
+        clock = self.media_clock
+        status = {"sessions": len(clock.sessions), "ticks": clock.ticks,
+                  "skipped_ticks": clock.skipped_ticks, "send_ahead_ms": round(clock.send_ahead * TICK_SECONDS * 1000)}
+        pacer = clock.pacer
+        if pacer is not None:
+            status["pacer"] = {"scheduling": pacer.scheduling, "batches_sent": pacer.batches_sent,
+                               "late_batches": pacer.late_batches,
+                               "max_late_ms": round(pacer.max_late * 1000, 3),
+                               "packets_sent": pacer.packets_sent, "send_errors": pacer.send_errors}
+        return status
+
     def create_session(self, params: MediaParams | None = None, **overrides) -> RtpSession:
         """A session bound to a fresh even/odd port pair (``session.local_port`` goes in
         the SDP); call ``configure`` once the answer is known, then ``start``."""

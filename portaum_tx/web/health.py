@@ -1,7 +1,9 @@
 """A health endpoint for load balancers and monitoring: ``GET /health``.
 
 Answers 200 with the node name, storage engine and schema version when the
-database answers, 503 when it does not.  The self-care and admin site mount
+database answers, 503 when it does not; with the SIP front end running, ``media``
+says how the media engine keeps time (live sessions, dropped ticks, late batches of
+the send pacer).  The self-care and admin site mount
 their resources beside it on the same port.
 """
 
@@ -39,6 +41,9 @@ class HealthResource(resource.Resource):
         node = self._node
         body = {"node": node.name, "engine": node.store.engine_name,
                 "schema": node.store.schema_version}
+        media = getattr(node.services.get("sip"), "media", None)
+        if media is not None:
+            body["media"] = media.status()
         try:
             await node.store.settings.get_setting("cluster_secret")
         except Exception as exc:
