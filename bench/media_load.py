@@ -192,7 +192,7 @@ class LoadGenerator:
                 return
             try:
                 message = parse_message(data)
-            except Exception as exc:
+            except Exception:
                 self.sip_errors["unparsable"] = self.sip_errors.get("unparsable", 0) + 1
                 continue
             call = self.by_call_id.get(message.call_id)

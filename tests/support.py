@@ -20,8 +20,6 @@ from twisted.trial import unittest
 
 from portaum_tx.config import load_config
 from portaum_tx.store import Store, open_store
-from portaum_tx.store.database import Database
-from portaum_tx.store.engines import create_engine
 
 POSTGRES_DSN = os.environ.get("PORTAUM_TEST_POSTGRES", "").strip()
 REQUIRE_PEERS = os.environ.get("PORTAUM_REQUIRE_PEERS") == "1"

@@ -6,7 +6,6 @@ import datetime as dt
 import email
 import email.policy
 import imaplib
-import re
 
 from twisted.internet import defer, reactor
 

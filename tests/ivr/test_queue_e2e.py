@@ -107,8 +107,7 @@ class QueueEndToEnd(walk.WalkThroughCase):
         server = await self.server([f"sip.outbound_proxy=sip:127.0.0.1:{agent_port}"])
         await self.admin(["access-number", "add", QUEUE_NUMBER, "call-queue",
                           "-o", f"account={walk.ATTENDANT}", "-o", "queue=support"])
-        # Everything every caller heard, per call, and the queue as the store saw it.
-        heard: dict[str, list[str]] = {}
+        # The queue as the store saw it.
         queue = await self.store.attendant.get_queue(walk.ATTENDANT, "support")
         offered: list[str] = []
         connected_seen: list[int] = []
