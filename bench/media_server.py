@@ -199,20 +199,11 @@ class BenchServer:
                                    "max": pct(1.0, starts)},
             "send_start_late_ms": {"p50": pct(0.5, sends), "p99": pct(0.99, sends),
                                    "max": pct(1.0, sends)},
-            "pacer": pacer_stats(clock.pacer),
+            "pacer": self.engine.status().get("pacer"),
             "gc": self.gc.take(), "autogroup": open("/proc/self/autogroup").read().strip(),
             "cpu_seconds": usage.ru_utime + usage.ru_stime, "maxrss_kib": usage.ru_maxrss,
             "calls": [record.summary() for record in self.calls.values()],
         }
-
-
-def pacer_stats(pacer) -> dict | None:
-    if pacer is None:
-        return None
-    return {"scheduling": pacer.scheduling, "batches_sent": pacer.batches_sent,
-            "late_batches": pacer.late_batches, "max_late_ms": round(pacer.max_late * 1000, 3),
-            "packets_sent": pacer.packets_sent, "send_errors": pacer.send_errors,
-            "forgotten": pacer.forgotten}
 
 
 class Control(DatagramProtocol):
