@@ -224,19 +224,22 @@ def _param_lookup(params, name: str, default=None):
     return default
 
 
-def _param_set(params, name: str, value: str | None) -> None:
+def _param_set(params, name: str, value: str | None) -> tuple:
+    """``params`` with ``name`` replaced in place or appended."""
     lname = name.lower()
     for i, (key, _) in enumerate(params):
         if key.lower() == lname:
-            params[i] = (key, value)
-            return
-    params.append((name, value))
+            return (*params[:i], (key, value), *params[i + 1:])
+    return (*params, (name, value))
 
 
 class _WithParams:
-    """Mixin for values carrying an ordered ``params`` list."""
+    """Mixin for values carrying an ordered ``params`` tuple.
 
-    params: list[tuple[str, str | None]]
+    A tuple, not a list: parsed headers live as long as their dialog, and a tuple
+    of strings drops out of the garbage collector's traversal where a list stays."""
+
+    params: tuple[tuple[str, str | None], ...]
 
     def param(self, name: str, default: str | None = None) -> str | None:
         """Parameter value (quotes removed; '' for a flag), or ``default``."""
@@ -247,11 +250,11 @@ class _WithParams:
 
     def set_param(self, name: str, value: str | None = None) -> None:
         """Set or append a parameter; ``value`` is written as given (quote it yourself)."""
-        _param_set(self.params, name, value)
+        self.params = _param_set(self.params, name, value)
 
     def remove_param(self, name: str) -> None:
         lname = name.lower()
-        self.params = [(k, v) for k, v in self.params if k.lower() != lname]
+        self.params = tuple((k, v) for k, v in self.params if k.lower() != lname)
 
 
 def parse_int(text: str, what: str, maximum: int) -> int:
@@ -285,7 +288,7 @@ class Via(_WithParams):
         self.transport = transport.upper()
         self.host = host
         self.port = port
-        self.params = list(params or [])
+        self.params = tuple(params or ())
 
     @property
     def sent_by(self) -> str:
@@ -410,7 +413,7 @@ class NameAddr(_WithParams):
                  wildcard: bool = False):
         self.uri = uri
         self.display = display
-        self.params = list(params or [])
+        self.params = tuple(params or ())
         self.wildcard = wildcard
         self._display_raw: str | None = None
 
@@ -557,7 +560,7 @@ class MediaType(_WithParams):
                  params: list[tuple[str, str | None]] | None = None):
         self.type = type_
         self.subtype = subtype
-        self.params = list(params or [])
+        self.params = tuple(params or ())
 
     @property
     def mimetype(self) -> str:
@@ -594,7 +597,7 @@ class TokenWithParams(_WithParams):
 
     def __init__(self, value: str, params: list[tuple[str, str | None]] | None = None):
         self.value = value
-        self.params = list(params or [])
+        self.params = tuple(params or ())
 
     def __str__(self) -> str:
         return self.value + format_params(self.params)
@@ -617,7 +620,7 @@ class SessionExpires(_WithParams):
     def __init__(self, seconds: int, refresher: str | None = None,
                  params: list[tuple[str, str | None]] | None = None):
         self.seconds = seconds
-        self.params = list(params or [])
+        self.params = tuple(params or ())
         if refresher is not None:
             self.set_param("refresher", refresher)
 
@@ -646,7 +649,7 @@ class RetryAfter(_WithParams):
                  params: list[tuple[str, str | None]] | None = None):
         self.seconds = seconds
         self.comment = comment
-        self.params = list(params or [])
+        self.params = tuple(params or ())
 
     def __str__(self) -> str:
         comment = " (%s)" % self.comment if self.comment is not None else ""
@@ -740,7 +743,7 @@ class Replaces(_WithParams):
 
     def __init__(self, call_id: str, params: list[tuple[str, str | None]] | None = None):
         self.call_id = call_id
-        self.params = list(params or [])
+        self.params = tuple(params or ())
 
     @property
     def to_tag(self) -> str | None:

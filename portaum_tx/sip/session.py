@@ -743,10 +743,10 @@ class OutgoingSession(InviteSession):
             return False
         self._auth_attempts += 1
         invite = self.invite.copy()
-        for entry in invite.headers:
-            if entry[0].lower() in ("via", "v"):
-                entry[1] = "SIP/2.0/%s %s;branch=%s;rport" % (
-                    self.peer.via_transport, self.ua.via_host(self.peer), new_branch())
+        for position, (name, _) in enumerate(invite.headers):
+            if name.lower() in ("via", "v"):
+                invite.headers[position] = (name, "SIP/2.0/%s %s;branch=%s;rport" % (
+                    self.peer.via_transport, self.ua.via_host(self.peer), new_branch()))
                 break
         invite.headers = list(invite.headers)  # typed values are re-parsed
         invite.set("CSeq", "%d INVITE" % (self.invite.cseq.number + 1))

@@ -169,7 +169,9 @@ class SipURI(URI):
     """A sip: or sips: URI.
 
     ``user``, ``password``, ``params`` and ``headers`` hold the escaped text as
-    received; ``params`` is an ordered list of ``(name, value_or_None)``.
+    received; ``params`` is an ordered tuple of ``(name, value_or_None)``, ``headers``
+    one of ``(name, value)`` (tuples: a URI lives as long as its dialog, and tuples of
+    strings leave the garbage collector's traversal).
     Use :meth:`param` for the unescaped, case-insensitive lookup.
     """
 
@@ -182,8 +184,8 @@ class SipURI(URI):
         self.password = password
         self.host = host
         self.port = port
-        self.params = list(params or [])
-        self.headers = list(headers or [])
+        self.params = tuple(params or ())
+        self.headers = tuple(headers or ())
 
     @property
     def is_sip(self) -> bool:
@@ -218,13 +220,13 @@ class SipURI(URI):
         lname = name.lower()
         for i, (key, _) in enumerate(self.params):
             if unescape(key).lower() == lname:
-                self.params[i] = (name, value)
+                self.params = (*self.params[:i], (name, value), *self.params[i + 1:])
                 return
-        self.params.append((name, value))
+        self.params = (*self.params, (name, value))
 
     def remove_param(self, name: str) -> None:
         lname = name.lower()
-        self.params = [(k, v) for k, v in self.params if unescape(k).lower() != lname]
+        self.params = tuple((k, v) for k, v in self.params if unescape(k).lower() != lname)
 
     @property
     def transport(self) -> str | None:
@@ -250,7 +252,7 @@ class SipURI(URI):
     def without_headers(self) -> "SipURI":
         """A copy without ``?headers`` (what may go into a Request-URI)."""
         uri = self.copy()
-        uri.headers = []
+        uri.headers = ()
         return uri
 
     def __str__(self) -> str:
@@ -331,7 +333,7 @@ class TelURI(URI):
     def __init__(self, number: str, params: list[tuple[str, str | None]] | None = None):
         self.scheme = "tel"
         self.number = number
-        self.params = list(params or [])
+        self.params = tuple(params or ())
 
     @property
     def digits(self) -> str:

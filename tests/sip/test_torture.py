@@ -329,7 +329,7 @@ class ApplicationLayerSemantics(TortureTestBase):
         message = self.accepted("cparam02")
         contact = message.contact[0]
         self.assertTrue(contact.uri.has_param("unknownparam"))
-        self.assertEqual(contact.params, [])
+        self.assertEqual(contact.params, ())
 
     def test_regescrt(self):
         message = self.accepted("regescrt")

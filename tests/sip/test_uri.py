@@ -39,7 +39,7 @@ class SipURITests(unittest.TestCase):
         uri = parse_uri("sip:user;par=u%40example.net@example.com")
         self.assertEqual(uri.user, "user;par=u%40example.net")
         self.assertEqual(uri.host, "example.com")
-        self.assertEqual(uri.params, [])
+        self.assertEqual(uri.params, ())
 
     def test_escaped_user_in_request_uri(self):
         uri = parse_uri("sip:sips%3Auser%40example.com@example.net")
