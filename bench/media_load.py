@@ -506,13 +506,18 @@ def start_twistd(args) -> tuple[subprocess.Popen, str, int]:
 
 
 def twistd_media(web_port: int) -> dict | None:
-    """The media block of twistd's /health: dropped ticks, the pacer's late batches."""
+    """The media block of twistd's /health (dropped ticks, the pacer's late batches),
+    with the garbage collector's pauses (``gc``) added to it."""
     import urllib.request
     try:
         with urllib.request.urlopen("http://127.0.0.1:%d/health" % web_port, timeout=10) as r:
-            return json.load(r).get("media")
+            health = json.load(r)
     except OSError:
         return None
+    media = health.get("media")
+    if media is not None and "gc" in health:
+        media = dict(media, gc=health["gc"])
+    return media
 
 
 def media_in_window(start: dict | None, end: dict | None) -> dict | None:
@@ -524,6 +529,11 @@ def media_in_window(start: dict | None, end: dict | None) -> dict | None:
         window["late_batches"] = end["pacer"]["late_batches"] - start["pacer"]["late_batches"]
         window["pacer_scheduling"] = end["pacer"]["scheduling"]
         window["max_late_ms_since_start"] = end["pacer"]["max_late_ms"]
+    if "gc" in end and "gc" in start:
+        # full collections in the window, and the longest pause since start
+        window["gc_collections"] = [b - a for a, b in zip(start["gc"]["collections"], end["gc"]["collections"])]
+        window["gc_full_pause_ms"] = [round(b - a, 1) for a, b in zip(start["gc"]["total_pause_ms"], end["gc"]["total_pause_ms"])][2]
+        window["gc_max_pause_ms_since_start"] = end["gc"]["max_pause_ms"]
     return window
 
 

@@ -29,6 +29,7 @@ from twisted.internet import defer, error, protocol
 from twisted.logger import Logger
 
 from .config import Config
+from .gcstats import CollectorPauses
 
 log = Logger()
 
@@ -88,6 +89,7 @@ class Node:
     prompts: Any = None          # ivr.prompts.PromptLibrary, uploaded prompts included
     background: Any = None       # ivr.apps.BackgroundWork: work outliving its call
     fax_unavailable: str | None = None  # why fax reception is off, None when it is on
+    collector: Any = None        # gcstats.CollectorPauses: the garbage collector's pauses
 
 
 def default_frontends() -> list:
@@ -233,6 +235,8 @@ class PortaumService(service.MultiService):
         # Everything built so far lives as long as the node; keeping it out of the
         # collector's generations shortens the full collections that pause media.
         gc.freeze()
+        node.collector = CollectorPauses()
+        node.collector.install()
         log.info("portaum node {name} ready on {engine} (schema {version}); listening: {ports}",
                  name=node.name, engine=store.engine_name, version=store.schema_version,
                  ports=", ".join(f"{s.label} {s.transport}/{s.port}" for _, s, _ in self._gates.values()))
@@ -295,3 +299,5 @@ class PortaumService(service.MultiService):
                         log.failure("stopping {name} failed", name=frontend.name)
             self.node.events.close()
             await self.node.store.close()
+            if self.node.collector is not None:
+                self.node.collector.uninstall()

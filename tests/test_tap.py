@@ -114,6 +114,11 @@ class TapTestsMixin:
         self.assertEqual((media["sessions"], media["send_ahead_ms"]), (0, 60))
         self.assertIsInstance(media["skipped_ticks"], int)
         self.assertEqual(media["pacer"]["send_errors"], 0)
+        # the collector's pauses; the start-up heap is frozen out of its reach
+        collector = health["gc"]
+        self.assertEqual(len(collector["collections"]), 3)
+        self.assertGreater(collector["frozen"], 10000)
+        self.assertEqual(len(collector["max_pause_ms"]), 3)
         # Provisioning while the server runs, against the same store.
         for command in (["customer", "add", "Smart Calls, Ltd."],
                         ["account", "add", "12065557777", "--customer", "Smart Calls, Ltd.",

@@ -3,7 +3,8 @@
 Answers 200 with the node name, storage engine and schema version when the
 database answers, 503 when it does not; with the SIP front end running, ``media``
 says how the media engine keeps time (live sessions, dropped ticks, late batches of
-the send pacer).  The self-care and admin site mount
+the send pacer) and ``gc`` how long the garbage collector has paused the process
+(:mod:`portaum_tx.gcstats`).  The self-care and admin site mount
 their resources beside it on the same port.
 """
 
@@ -44,6 +45,8 @@ class HealthResource(resource.Resource):
         media = getattr(node.services.get("sip"), "media", None)
         if media is not None:
             body["media"] = media.status()
+        if node.collector is not None:
+            body["gc"] = node.collector.status()
         try:
             await node.store.settings.get_setting("cluster_secret")
         except Exception as exc:
