@@ -40,7 +40,11 @@ class BatchedMediaClock(MediaClock):
     repeated for those still holding more (a burst), up to ``max_reads`` rounds. No
     read is spent to learn that a socket is empty. The usual audio packet goes into
     the session's statistics and jitter buffer without Python; any other is passed
-    to the session's ``rtp_received``.
+    to the session's ``rtp_received``. Once a session's packet passed the full check,
+    the reader keeps what it checked (payload type, source address, SSRC) in a slot of
+    its own and checks the next packets against that, not against the session's
+    attributes; the session's ``configure`` and ``rtp_received`` disarm the slot
+    through :meth:`receive_changed` whenever any of it changes.
     """
 
     def __init__(self, clock, *, max_reads: int = MAX_READS_PER_TICK, **options):
@@ -57,6 +61,15 @@ class BatchedMediaClock(MediaClock):
             self._reader.add(fd, session)
             self._fds[session] = fd
         return slot
+
+    def session_changed(self, session) -> None:
+        super().session_changed(session)
+        self.receive_changed(session)
+
+    def receive_changed(self, session) -> None:
+        fd = self._fds.get(session)
+        if fd is not None:
+            self._reader.disarm(fd)
 
     def unregister(self, session) -> None:
         fd = self._fds.pop(session, None)

@@ -107,6 +107,11 @@ class MediaClock:
         """Codec or detection settings of a session changed."""
         self._dirty = True
 
+    def receive_changed(self, session) -> None:
+        """What decides which packets a session accepts (its far end's address or
+        SSRC, latching, payload type) changed: a clock that reads the sockets itself
+        re-checks the session on its next packet."""
+
     def add_tick_hook(self, hook: Callable[[int], None]) -> None:
         self._hooks.append(hook)
 

@@ -383,6 +383,7 @@ class RtpSession:
             self.stats = ReceiverStatistics(ssrc, sequence, self.codec.clock_rate)
             self.jitter.reset()
             self._event_receiver = TelephoneEventReceiver()
+            self.media_clock.receive_changed(self)
         stats = self.stats
         stats.update(sequence, timestamp, now)
         self.packets_received += 1
@@ -391,6 +392,7 @@ class RtpSession:
         if not self.latched and self.symmetric and stats.probation == 0:
             self.latched = True
             self.remote_address = addr
+            self.media_clock.receive_changed(self)
         if pt == params.payload_type:
             self.jitter.push(timestamp, payload)
         elif pt == params.telephone_event_pt:

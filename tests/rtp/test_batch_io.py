@@ -104,6 +104,72 @@ class BatchedMediaClockTests(unittest.TestCase):
         self.assertEqual(session.stats.received, 9)  # the first packet was on probation
         self.assertEqual(rig.media._reader.fast_packets, 8)  # from the latch on
 
+    def _latched(self, rig, peer, **kwargs):
+        session = rig.session(peer.address, **kwargs)
+        for data in packets(3):
+            peer.send(data, session)
+        rig.tick()
+        self.assertTrue(session.latched)
+        calls = []
+        handle = session.rtp_received
+        session.rtp_received = lambda data, addr: (calls.append(data), handle(data, addr))
+        return session, calls
+
+    def test_the_fast_path_remembers_a_verified_session_until_it_changes(self):
+        rig, peer = LoopbackRig(self), Peer(self)
+        session, calls = self._latched(rig, peer)
+        reader, fd = rig.media._reader, rig.media._fds[session]
+        self.assertTrue(reader.armed(fd))
+        # a re-INVITE to A-law: the slot is forgotten, so mu-law packets are no longer
+        # taken for audio and A-law ones are (once checked against the new parameters)
+        session.configure(MediaParams(remote_address=peer.address, payload_type=8))
+        self.assertFalse(reader.armed(fd))
+        peer.send(packets(1, first_sequence=103)[0], session)
+        rig.tick()
+        self.assertEqual(len(calls), 1)
+        self.assertEqual(session.packets_dropped, 1)
+        alaw = build_rtp(RtpPacket(payload_type=8, sequence=104, timestamp=1000 + 160 * 4,
+                                   ssrc=0x1234, payload=b"\xd5" * 160))
+        for _ in range(2):
+            peer.send(alaw, session)
+            rig.tick()
+        self.assertEqual(len(calls), 1)
+        self.assertTrue(reader.armed(fd))
+
+    def test_a_new_ssrc_disarms_and_the_old_one_is_not_taken_for_it(self):
+        rig, peer = LoopbackRig(self), Peer(self)
+        session, calls = self._latched(rig, peer)
+        reader, fd = rig.media._reader, rig.media._fds[session]
+        old_stats = session.stats
+        peer.send(packets(1, first_sequence=500, ssrc=0x9999)[0], session)
+        rig.tick()
+        self.assertEqual(len(calls), 1)  # the new source went through the session
+        self.assertEqual(session.remote_ssrc, 0x9999)
+        self.assertIsNot(session.stats, old_stats)
+        self.assertFalse(reader.armed(fd))
+        received_before = old_stats.received
+        peer.send(packets(1, first_sequence=103)[0], session)  # the old SSRC again
+        rig.tick()
+        self.assertEqual(len(calls), 2)  # checked by the session, not the stale slot
+        self.assertEqual(old_stats.received, received_before)
+
+    def test_a_packet_from_elsewhere_is_not_taken_by_the_armed_slot(self):
+        rig, peer, stranger = LoopbackRig(self), Peer(self), Peer(self)
+        session, calls = self._latched(rig, peer)
+        stranger.send(packets(1, first_sequence=103)[0], session)
+        rig.tick()
+        self.assertEqual(len(calls), 1)
+        self.assertEqual(session.packets_dropped, 1)
+        self.assertEqual(session.packets_received, 3)
+
+    def test_a_closed_session_leaves_no_slot_for_the_next_socket(self):
+        rig, peer = LoopbackRig(self), Peer(self)
+        session, _ = self._latched(rig, peer)
+        reader, fd = rig.media._reader, rig.media._fds[session]
+        session.close()
+        self.assertFalse(reader.armed(fd))
+        self.assertFalse(reader.disarm(fd))
+
     def test_a_flooded_port_gives_up_the_rest_of_its_queue_until_the_next_tick(self):
         rig, peer = LoopbackRig(self, max_reads=5), Peer(self)
         flooded, quiet = rig.session(peer.address), rig.session(peer.address)

@@ -245,19 +245,98 @@ rtpcore_tuple_sockaddr(PyObject *tuple, struct sockaddr_storage *out, socklen_t 
     return -1;
 }
 
+/* What the fast path last verified of a session, so that the next packet is checked
+ * against a few bytes here instead of a dozen attribute lookups on a session whose
+ * objects are long out of the cache. Armed by a packet that passed the full check;
+ * disarmed by Reader.disarm(fd), which the session's clock calls whenever anything
+ * checked here changes (payload type, far end's address or SSRC, latching). */
+typedef struct {
+    int armed;
+    int payload_type;
+    uint32_t remote_ssrc;
+    struct sockaddr_storage remote;
+    PyObject *stats;  /* strong references while armed */
+    PyObject *jitter;
+} ReaderSlot;
+
 /* --- receiving ------------------------------------------------------------------------ */
 
 /* 1 handled here, 0 the Python path must handle it, -1 error */
 static int
-receive_fast(PyObject *session, const unsigned char *data, Py_ssize_t size,
-             const struct sockaddr_storage *address, double now, PyObject *now_obj)
+same_sockaddr(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
 {
+    if (a->ss_family != b->ss_family)
+        return 0;
+    if (a->ss_family == AF_INET) {
+        const struct sockaddr_in *x = (const struct sockaddr_in *)a, *y = (const struct sockaddr_in *)b;
+        return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
+    }
+    if (a->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *x = (const struct sockaddr_in6 *)a, *y = (const struct sockaddr_in6 *)b;
+        return x->sin6_port == y->sin6_port &&
+               memcmp(&x->sin6_addr, &y->sin6_addr, sizeof x->sin6_addr) == 0;
+    }
+    return 0;
+}
+
+/* The bookkeeping of RtpSession.rtp_received for the usual audio packet, in its order;
+ * 0 done, -1 error */
+static int
+receive_audio(PyObject *session, PyObject *stats, PyObject *jitter, const unsigned char *data,
+              Py_ssize_t size, double now, PyObject *now_obj)
+{
+    uint16_t sequence = (uint16_t)((data[2] << 8) | data[3]);
+    uint32_t timestamp = ((uint32_t)data[4] << 24) | ((uint32_t)data[5] << 16) |
+                         ((uint32_t)data[6] << 8) | data[7];
+    if (rtpcore_stats_update(stats, sequence, timestamp, now) < 0)
+        return -1;
+    if (increment(session, s_packets_received, 1) < 0 ||
+        PyObject_SetAttr(session, s_last_heard, now_obj) < 0 ||
+        PyObject_SetAttr(session, s_dead_reported, Py_False) < 0)
+        return -1;
+    if (size > RTP_HEADER_SIZE) {
+        PyObject *payload = PyBytes_FromStringAndSize((const char *)data + RTP_HEADER_SIZE,
+                                                      size - RTP_HEADER_SIZE);
+        if (payload == NULL)
+            return -1;
+        int pushed = rtpcore_jitter_push(jitter, timestamp, payload);
+        Py_DECREF(payload);
+        if (pushed < 0)
+            return -1;
+    }
+    return 0;
+}
+
+static void
+slot_disarm(ReaderSlot *slot)
+{
+    slot->armed = 0;
+    Py_CLEAR(slot->stats);
+    Py_CLEAR(slot->jitter);
+}
+
+static int
+receive_fast(PyObject *session, ReaderSlot **slots, int fd, const unsigned char *data,
+             Py_ssize_t size, const struct sockaddr_storage *address, double now, PyObject *now_obj)
+{
+    /* looked up afresh after anything that could run Python code (and so grow the
+     * reader's arrays): slots may be NULL (no cache) */
+    ReaderSlot *slot = slots != NULL ? &(*slots)[fd] : NULL;
+    if (slot != NULL && slot->armed) {
+        /* the packet the slot was armed for: same type, source and SSRC */
+        if (size >= RTP_HEADER_SIZE && data[0] == 0x80 && (data[1] & 0x7F) == slot->payload_type &&
+            (((uint32_t)data[8] << 24) | ((uint32_t)data[9] << 16) |
+             ((uint32_t)data[10] << 8) | data[11]) == slot->remote_ssrc &&
+            same_sockaddr(address, &slot->remote))
+            return receive_audio(session, slot->stats, slot->jitter, data, size, now, now_obj) < 0 ? -1 : 1;
+        /* anything else takes the full check (and the Python path if it fails) */
+    }
     if (size < RTP_HEADER_SIZE || data[0] != 0x80)
         return 0;
     if (data[1] >= 192 && data[1] <= 223)
         return 0; /* RTCP multiplexed on the RTP port */
     int result = 0;
-    PyObject *params = NULL, *remote = NULL, *stats = NULL, *jitter = NULL, *payload = NULL;
+    PyObject *params = NULL, *remote = NULL, *stats = NULL, *jitter = NULL;
     int closed = get_truth(session, s_closed);
     if (closed != 0)
         return closed < 0 ? -1 : 0;
@@ -294,21 +373,19 @@ receive_fast(PyObject *session, const unsigned char *data, Py_ssize_t size,
         !PyObject_TypeCheck(jitter, &RtpCore_JitterBufferType))
         goto done;
 
-    uint16_t sequence = (uint16_t)((data[2] << 8) | data[3]);
-    uint32_t timestamp = ((uint32_t)data[4] << 24) | ((uint32_t)data[5] << 16) |
-                         ((uint32_t)data[6] << 8) | data[7];
-    /* the order of RtpSession.rtp_received */
-    if (rtpcore_stats_update(stats, sequence, timestamp, now) < 0)
+    if (receive_audio(session, stats, jitter, data, size, now, now_obj) < 0)
         goto error;
-    if (increment(session, s_packets_received, 1) < 0 ||
-        PyObject_SetAttr(session, s_last_heard, now_obj) < 0 ||
-        PyObject_SetAttr(session, s_dead_reported, Py_False) < 0)
-        goto error;
-    if (size > RTP_HEADER_SIZE) {
-        payload = PyBytes_FromStringAndSize((const char *)data + RTP_HEADER_SIZE,
-                                            size - RTP_HEADER_SIZE);
-        if (payload == NULL || rtpcore_jitter_push(jitter, timestamp, payload) < 0)
-            goto error;
+    slot = slots != NULL ? &(*slots)[fd] : NULL;
+    if (slot != NULL && (address->ss_family == AF_INET || address->ss_family == AF_INET6)) {
+        slot_disarm(slot);
+        slot->payload_type = (int)payload_type;
+        slot->remote_ssrc = ssrc;
+        slot->remote = *address;
+        Py_INCREF(stats);
+        slot->stats = stats;
+        Py_INCREF(jitter);
+        slot->jitter = jitter;
+        slot->armed = 1;
     }
     result = 1;
     goto done;
@@ -319,7 +396,6 @@ done:
     Py_XDECREF(remote);
     Py_XDECREF(stats);
     Py_XDECREF(jitter);
-    Py_XDECREF(payload);
     return result;
 }
 
@@ -327,6 +403,7 @@ typedef struct {
     PyObject_HEAD
     int epoll_fd;
     PyObject **sessions; /* indexed by file descriptor; NULL when not registered */
+    ReaderSlot *slots;   /* indexed likewise */
     int capacity;
     Py_ssize_t registered;
     PyObject *failed; /* called with (type, value, traceback) when a session's handler raises */
@@ -371,8 +448,11 @@ Reader_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
 static int
 Reader_traverse(RtpReaderObject *self, visitproc visit, void *arg)
 {
-    for (int fd = 0; fd < self->capacity; fd++)
+    for (int fd = 0; fd < self->capacity; fd++) {
         Py_VISIT(self->sessions[fd]);
+        Py_VISIT(self->slots[fd].stats);
+        Py_VISIT(self->slots[fd].jitter);
+    }
     Py_VISIT(self->failed);
     return 0;
 }
@@ -380,8 +460,10 @@ Reader_traverse(RtpReaderObject *self, visitproc visit, void *arg)
 static int
 Reader_clear(RtpReaderObject *self)
 {
-    for (int fd = 0; fd < self->capacity; fd++)
+    for (int fd = 0; fd < self->capacity; fd++) {
         Py_CLEAR(self->sessions[fd]);
+        slot_disarm(&self->slots[fd]);
+    }
     self->registered = 0;
     Py_CLEAR(self->failed);
     return 0;
@@ -393,6 +475,7 @@ Reader_dealloc(RtpReaderObject *self)
     PyObject_GC_UnTrack(self);
     Reader_clear(self);
     PyMem_Free(self->sessions);
+    PyMem_Free(self->slots);
     if (self->epoll_fd >= 0)
         close(self->epoll_fd);
     Py_TYPE(self)->tp_free((PyObject *)self);
@@ -418,6 +501,11 @@ Reader_add(RtpReaderObject *self, PyObject *args)
             return PyErr_NoMemory();
         memset(grown + self->capacity, 0, (capacity - self->capacity) * sizeof(PyObject *));
         self->sessions = grown;
+        ReaderSlot *slots = PyMem_Realloc(self->slots, capacity * sizeof(ReaderSlot));
+        if (slots == NULL)
+            return PyErr_NoMemory();  /* sessions grown alone: harmless, capacity unchanged */
+        memset(slots + self->capacity, 0, (capacity - self->capacity) * sizeof(ReaderSlot));
+        self->slots = slots;
         self->capacity = capacity;
     }
     if (self->sessions[fd] != NULL) {
@@ -429,6 +517,7 @@ Reader_add(RtpReaderObject *self, PyObject *args)
         return PyErr_SetFromErrno(PyExc_OSError);
     Py_INCREF(session);
     self->sessions[fd] = session;
+    slot_disarm(&self->slots[fd]);
     self->registered++;
     Py_RETURN_NONE;
 }
@@ -444,8 +533,31 @@ Reader_remove(RtpReaderObject *self, PyObject *args)
     /* the socket may be closed already, which removed it from the epoll set */
     epoll_ctl(self->epoll_fd, EPOLL_CTL_DEL, fd, NULL);
     Py_CLEAR(self->sessions[fd]);
+    slot_disarm(&self->slots[fd]);
     self->registered--;
     Py_RETURN_TRUE;
+}
+
+static PyObject *
+Reader_disarm(RtpReaderObject *self, PyObject *args)
+{
+    int fd;
+    if (!PyArg_ParseTuple(args, "i:disarm", &fd))
+        return NULL;
+    if (fd < 0 || fd >= self->capacity || self->sessions[fd] == NULL)
+        Py_RETURN_FALSE;
+    slot_disarm(&self->slots[fd]);
+    Py_RETURN_TRUE;
+}
+
+static PyObject *
+Reader_armed(RtpReaderObject *self, PyObject *args)
+{
+    int fd;
+    if (!PyArg_ParseTuple(args, "i:armed", &fd))
+        return NULL;
+    return PyBool_FromLong(fd >= 0 && fd < self->capacity && self->sessions[fd] != NULL &&
+                           self->slots[fd].armed);
 }
 
 /* Reports an exception of a session's handler and clears it; -1 if reporting failed. */
@@ -514,7 +626,7 @@ Reader_read(RtpReaderObject *self, PyObject *args)
             read++;
             PyObject *session = self->sessions[fd];
             Py_INCREF(session); /* a handler may remove it */
-            int handled = receive_fast(session, buffer, size, &address, now, now_obj);
+            int handled = receive_fast(session, &self->slots, fd, buffer, size, &address, now, now_obj);
             if (handled == 0) {
                 PyObject *data = PyBytes_FromStringAndSize((const char *)buffer, size);
                 PyObject *peer = data ? address_tuple(&address) : NULL;
@@ -547,6 +659,11 @@ static PyMethodDef Reader_methods[] = {
      "add(fd, session): read this RTP socket for the session from now on"},
     {"remove", (PyCFunction)Reader_remove, METH_VARARGS,
      "remove(fd) -> bool: stop reading it (the socket may be closed already)"},
+    {"disarm", (PyCFunction)Reader_disarm, METH_VARARGS,
+     "disarm(fd) -> bool: forget what the fast path verified of this socket's session "
+     "(call whenever its payload type, far end or latching changes)"},
+    {"armed", (PyCFunction)Reader_armed, METH_VARARGS,
+     "armed(fd) -> bool: whether this socket's packets take the verified fast path"},
     {"read", (PyCFunction)Reader_read, METH_VARARGS,
      "read(now) -> packets: read the sockets holding packets, one packet per socket per "
      "round, for at most max_rounds rounds; now is the arrival time the sessions see"},
