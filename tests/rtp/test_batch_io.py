@@ -85,26 +85,9 @@ class BatchedMediaClockTests(unittest.TestCase):
         rig.tick()
         self.assertEqual(rig.media.packets_read, 2)
 
-    def test_the_usual_packet_is_handled_without_the_session(self):
-        rig, peer = LoopbackRig(self), Peer(self)
-        session = rig.session(peer.address)
-        stream = packets(10)
-        for data in stream[:3]:  # probation, then latching: the session's own code (2)
-            peer.send(data, session)
-        rig.tick()
-        self.assertTrue(session.latched)
-        calls = []
-        handle = session.rtp_received
-        session.rtp_received = lambda data, addr: (calls.append(data), handle(data, addr))
-        for data in stream[3:]:
-            peer.send(data, session)
-        rig.tick()
-        self.assertEqual(calls, [])
-        self.assertEqual(session.packets_received, 10)
-        self.assertEqual(session.stats.received, 9)  # the first packet was on probation
-        self.assertEqual(rig.media._reader.fast_packets, 8)  # from the latch on
-
     def _latched(self, rig, peer, **kwargs):
+        """A session past probation and latched (the first three packets, through the
+        session's own code), its rtp_received recording what still reaches it."""
         session = rig.session(peer.address, **kwargs)
         for data in packets(3):
             peer.send(data, session)
@@ -114,6 +97,17 @@ class BatchedMediaClockTests(unittest.TestCase):
         handle = session.rtp_received
         session.rtp_received = lambda data, addr: (calls.append(data), handle(data, addr))
         return session, calls
+
+    def test_the_usual_packet_is_handled_without_the_session(self):
+        rig, peer = LoopbackRig(self), Peer(self)
+        session, calls = self._latched(rig, peer)
+        for data in packets(10)[3:]:
+            peer.send(data, session)
+        rig.tick()
+        self.assertEqual(calls, [])
+        self.assertEqual(session.packets_received, 10)
+        self.assertEqual(session.stats.received, 9)  # the first packet was on probation
+        self.assertEqual(rig.media._reader.fast_packets, 8)  # from the latch on
 
     def test_the_fast_path_remembers_a_verified_session_until_it_changes(self):
         rig, peer = LoopbackRig(self), Peer(self)
