@@ -4,6 +4,7 @@ loopback sockets."""
 import socket
 
 import numpy as np
+from hypothesis import given, settings, strategies as st
 from twisted.trial import unittest
 
 from portaum_tx.rtp.batch_io import BatchedMediaClock, BatchedMediaEngine
@@ -155,6 +156,35 @@ class BatchedMediaClockTests(unittest.TestCase):
         self.assertEqual(len(calls), 1)
         self.assertEqual(session.packets_dropped, 1)
         self.assertEqual(session.packets_received, 3)
+
+    def test_any_datagram_from_the_latched_peer_leaves_the_stream_intact(self):
+        # whatever arrives on an armed socket (garbage, RTCP, other payload types and
+        # SSRCs, extensions, padding) is either taken or refused without an error, and
+        # the stream's next packet is still counted
+        rig, peer = LoopbackRig(self), Peer(self)
+        session, _ = self._latched(rig, peer)
+        sequence = [103]
+        header = st.builds(
+            lambda first, second, seq, ts, ssrc, payload: bytes([first, second]) +
+            seq.to_bytes(2, "big") + ts.to_bytes(4, "big") + ssrc.to_bytes(4, "big") + payload,
+            st.sampled_from([0x80, 0x90, 0xA0, 0x81, 0x00, 0xFF]), st.integers(0, 255),
+            st.integers(0, 0xFFFF), st.integers(0, 2**32 - 1),
+            st.sampled_from([0x1234, 0x9999, 0]), st.binary(max_size=300))
+
+        @settings(max_examples=150, deadline=None)
+        @given(st.lists(st.one_of(st.binary(max_size=200), header), min_size=1, max_size=4))
+        def arrive(datagrams):
+            for data in datagrams:
+                peer.send(data, session)
+            rig.tick()
+            received = session.packets_received
+            peer.send(packets(1, first_sequence=sequence[0])[0], session)
+            sequence[0] += 1
+            rig.tick()
+            self.assertFalse(session.closed)
+            self.assertEqual(session.packets_received, received + 1)
+        arrive()
+        self.assertEqual(rig.media.read_errors, 0)
 
     def test_a_closed_session_leaves_no_slot_for_the_next_socket(self):
         rig, peer = LoopbackRig(self), Peer(self)

@@ -522,14 +522,23 @@ Reader_add(RtpReaderObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* The file descriptor argument of remove/disarm/armed: 1 when it is registered, 0 when
+ * not (any int is accepted), -1 with an exception when the argument is not an int. */
+static int
+registered_fd(RtpReaderObject *self, PyObject *args, const char *format, int *fd)
+{
+    if (!PyArg_ParseTuple(args, format, fd))
+        return -1;
+    return *fd >= 0 && *fd < self->capacity && self->sessions[*fd] != NULL;
+}
+
 static PyObject *
 Reader_remove(RtpReaderObject *self, PyObject *args)
 {
     int fd;
-    if (!PyArg_ParseTuple(args, "i:remove", &fd))
-        return NULL;
-    if (fd < 0 || fd >= self->capacity || self->sessions[fd] == NULL)
-        Py_RETURN_FALSE;
+    int registered = registered_fd(self, args, "i:remove", &fd);
+    if (registered <= 0)
+        return registered < 0 ? NULL : Py_NewRef(Py_False);
     /* the socket may be closed already, which removed it from the epoll set */
     epoll_ctl(self->epoll_fd, EPOLL_CTL_DEL, fd, NULL);
     Py_CLEAR(self->sessions[fd]);
@@ -542,10 +551,9 @@ static PyObject *
 Reader_disarm(RtpReaderObject *self, PyObject *args)
 {
     int fd;
-    if (!PyArg_ParseTuple(args, "i:disarm", &fd))
-        return NULL;
-    if (fd < 0 || fd >= self->capacity || self->sessions[fd] == NULL)
-        Py_RETURN_FALSE;
+    int registered = registered_fd(self, args, "i:disarm", &fd);
+    if (registered <= 0)
+        return registered < 0 ? NULL : Py_NewRef(Py_False);
     slot_disarm(&self->slots[fd]);
     Py_RETURN_TRUE;
 }
@@ -554,10 +562,10 @@ static PyObject *
 Reader_armed(RtpReaderObject *self, PyObject *args)
 {
     int fd;
-    if (!PyArg_ParseTuple(args, "i:armed", &fd))
+    int registered = registered_fd(self, args, "i:armed", &fd);
+    if (registered < 0)
         return NULL;
-    return PyBool_FromLong(fd >= 0 && fd < self->capacity && self->sessions[fd] != NULL &&
-                           self->slots[fd].armed);
+    return PyBool_FromLong(registered && self->slots[fd].armed);
 }
 
 /* Reports an exception of a session's handler and clears it; -1 if reporting failed. */
