@@ -480,7 +480,8 @@ def start_twistd(args) -> tuple[subprocess.Popen, str, int]:
                 "sip.domain=%s" % args.address, "sip.max_calls=5000",
                 "rtp.port_min=40000", "rtp.port_max=49999",
                 "web.port=%d" % web_port, "web.listen_address=127.0.0.1",
-                "rtp.send_ahead=%d" % args.send_ahead] + ["%s=0" % o for o in OFF]
+                "rtp.send_ahead=%d" % args.send_ahead,
+                "rtp.prompt_ahead=%d" % args.prompt_ahead] + ["%s=0" % o for o in OFF]
     overrides = [item for setting in settings for item in ("--set", setting)]
     env = dict(os.environ, PYTHONPATH=os.path.join(HERE, ".."))
     subprocess.run([sys.executable, "-m", "portaum_tx.admin", *overrides, "access-number", "add",
@@ -541,7 +542,8 @@ def start_server(args) -> subprocess.Popen:
     command = ["taskset", "-c", str(args.server_core), sys.executable,
                os.path.join(HERE, "media_server.py"), "--address", args.address,
                "--sip-port", str(args.sip_port), "--control-port", str(args.control_port),
-               "--io", args.io, "--send-ahead", str(args.send_ahead)]
+               "--io", args.io, "--send-ahead", str(args.send_ahead),
+               "--prompt-ahead", str(args.prompt_ahead)]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     line = process.stdout.readline()
     if line.strip() != "ready":
@@ -671,7 +673,7 @@ def run_one(args, calls: int) -> dict:
         "server_send_start_late_ms": stats.get("send_start_late_ms"), "server_gc": stats["gc"], "server_autogroup": stats["autogroup"], "server_skipped_ticks": stats["skipped_ticks"],
         "generator_late_ticks": result.get("generator_late_ticks"),
         "sip_errors": generator.sip_errors,
-        "realtime": args.realtime, "send_ahead_ms": args.send_ahead, "server_pacer": stats.get("pacer"), "twistd_media": media_in_window(media_marks.get("start"), media_marks.get("end")), "gc_freeze": args.gc_freeze, "cpu_pressure_before": pressure_before, "cpu_pressure_after": pressure_after,
+        "realtime": args.realtime, "send_ahead_ms": args.send_ahead, "prompt_ahead_ms": args.prompt_ahead, "server_pacer": stats.get("pacer"), "twistd_media": media_in_window(media_marks.get("start"), media_marks.get("end")), "gc_freeze": args.gc_freeze, "cpu_pressure_before": pressure_before, "cpu_pressure_after": pressure_after,
     }
 
 
@@ -724,6 +726,9 @@ def main():
     parser.add_argument("--send-ahead", type=int, default=60,
                         help="ms of RTP the server prepares ahead and its pacer thread sends on "
                              "time ([rtp] send_ahead, 60 by default; 0: the media tick sends)")
+    parser.add_argument("--prompt-ahead", type=int, default=400,
+                        help="ms of prompt audio the server prepares ahead ([rtp] prompt_ahead, "
+                             "400 by default; at most --send-ahead: none)")
     parser.add_argument("--gc-freeze", action="store_true",
                         help="experiment: gc.freeze() in the bench server once the calls are up")
     parser.add_argument("--quiet", type=float, default=15.0,

@@ -139,7 +139,8 @@ class BenchServer:
     def __init__(self, args):
         self.args = args
         engine_options = dict(port_range=(args.rtp_min, args.rtp_max), interface=args.address,
-                              dead_peer_timeout=60.0, send_ahead_ms=args.send_ahead)
+                              dead_peer_timeout=60.0, send_ahead_ms=args.send_ahead,
+                              prompt_ahead_ms=args.prompt_ahead)
         if args.io == "batched":
             from portaum_tx.rtp.batch_io import BatchedMediaEngine
             self.engine = BatchedMediaEngine(reactor, **engine_options)
@@ -275,6 +276,8 @@ def main():
     parser.add_argument("--send-ahead", type=int, default=60,
                         help="ms of RTP prepared ahead and sent by the pacer thread ([rtp] "
                              "send_ahead; 0: the tick sends)")
+    parser.add_argument("--prompt-ahead", type=int, default=400,
+                        help="ms of prompt audio prepared ahead ([rtp] prompt_ahead)")
     args = parser.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))

@@ -100,6 +100,14 @@ def _send_ahead(text: str) -> int:
     return value
 
 
+def _prompt_ahead(text: str) -> int:
+    """Milliseconds of prompt audio prepared ahead: whole media ticks, at most 2000."""
+    value = _int(text)
+    if not 0 <= value <= 2000 or value % 20:
+        raise ValueError(f"expected 0-2000 ms in steps of 20 (the media tick), got {text!r}")
+    return value
+
+
 def _list(text: str) -> tuple[str, ...]:
     return tuple(item for item in re.split(r"[\s,]+", text.strip()) if item)
 
@@ -169,6 +177,11 @@ SECTIONS: dict[str, tuple[Option, ...]] = {
              "ms of RTP prepared ahead and sent on time by a thread of its own, so that a "
              "pause of the server shorter than this does not reach the streams; it adds as "
              "much delay to what is sent (0: the media tick sends as it runs)"),
+        _opt("prompt_ahead", _prompt_ahead, "400",
+             "ms of prompt audio prepared ahead (with send_ahead above 0), so that a longer "
+             "pause of the server does not reach callers listening to a prompt; a key press "
+             "that interrupts the prompt takes back what was not yet due, so it adds no "
+             "delay (at most send_ahead: no effect)"),
     ),
     "imap": (
         _opt("listen_address", _str, "0.0.0.0", "address IMAP listens on"),

@@ -110,8 +110,10 @@ class BatchedMediaEngine(MediaEngine):
     clock_class = BatchedMediaClock
 
     def __init__(self, reactor, port_range: tuple[int, int] = (10000, 20000), interface: str = "",
-                 *, max_reads: int = MAX_READS_PER_TICK, send_ahead_ms: int = 0, **session_defaults):
+                 *, max_reads: int = MAX_READS_PER_TICK, send_ahead_ms: int = 0, prompt_ahead_ms: int = 0,
+                 **session_defaults):
         super().__init__(reactor, port_range, interface, send_ahead_ms=send_ahead_ms,
+                         prompt_ahead_ms=prompt_ahead_ms,
                          clock_options={"max_reads": max_reads}, **session_defaults)
 
     def create_session(self, params=None, **overrides):

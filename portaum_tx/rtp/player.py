@@ -147,7 +147,14 @@ class Player:
 
     Items: a Prompt, a path to an .au file (through the cache), Silence(ms),
     Tone(pcm), or MusicOnHold(item) which loops forever.
+
+    What it plays does not depend on when it is asked, so the media clock may prepare
+    its frames well ahead (``prefetch``; see clock.py). An interrupted playback takes
+    back what was prepared beyond the live lead; a playback that runs out reports the
+    end once its last frame has reached it.
     """
+
+    prefetch = True
 
     def __init__(self, session, cache: PromptCache | None = None):
         self.session = session
@@ -200,7 +207,7 @@ class Player:
         self.session.dtmf_listeners.append(self._on_digit)
         self.session.set_source(self)
         if not self._segments:
-            self._finish(FINISHED)
+            self._ran_out()
         return deferred
 
     def stop(self) -> None:
@@ -214,6 +221,10 @@ class Player:
         if self._on_digit in self.session.dtmf_listeners:
             self.session.dtmf_listeners.remove(self._on_digit)
         self.session.clear_source(self)
+        if reason != FINISHED:
+            withdraw = getattr(self.session, "withdraw_prepared", None)
+            if withdraw is not None:
+                self._played = max(0, self._played - withdraw() * FRAME_SAMPLES)
         if not cancelled:
             deferred.callback(PlaybackResult(reason, digit, self._played // 8))
 
@@ -223,6 +234,21 @@ class Player:
         barge = self._barge_in
         if barge is True or (barge and digit.digit in barge):
             self._finish(DIGIT, digit.digit)
+
+    def _ran_out(self) -> None:
+        """The last audio has been handed out: stop being asked for frames, and finish
+        once it has reached the live lead. Keys still barge in until then."""
+        self.session.clear_source(self)
+        when_sent = getattr(self.session, "when_sent", None)
+        if when_sent is None:
+            self._finish(FINISHED)
+            return
+        deferred = self._deferred
+        when_sent(lambda: self._sent(deferred))
+
+    def _sent(self, deferred) -> None:
+        if self._deferred is deferred:
+            self._finish(HANGUP if self.session.closed else FINISHED)
 
     def session_closed(self, session, reason) -> None:
         self._finish(HANGUP)
@@ -258,11 +284,11 @@ class Player:
                     self._index += 1
         self._played += FRAME_SAMPLES - needed
         if needed == FRAME_SAMPLES:
-            self._finish(FINISHED)
+            self._ran_out()
             return None
         if needed:
             pieces.append(codec.silence(needed))
         frame = pieces[0] if len(pieces) == 1 else b"".join(pieces)
         if self._index >= len(self._segments):
-            self._finish(FINISHED)  # last audio handed out: the next play starts next tick
+            self._ran_out()  # last audio handed out: the next play continues after it
         return frame

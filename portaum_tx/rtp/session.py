@@ -186,7 +186,7 @@ class RtpSession:
         self._dtmf_gap = 0  # ticks of audio still owed between two key presses
         self._dtmf_timestamp = 0
         self._inband_tone: np.ndarray | None = None
-        self.source: MediaSource | None = None
+        self._source: MediaSource | None = None
         self.consumers: list[MediaConsumer] = []
         self.dtmf_listeners: list[Callable[[DtmfDigit], None]] = []
         self.fax_listeners: list[Callable[[str], None]] = []
@@ -232,7 +232,10 @@ class RtpSession:
             self.remote_address = params.remote_address
         if not self._rtcp_latched:
             self.remote_rtcp_address = params.remote_rtcp_address
+        # audio prepared ahead was for the old codec, address or direction
+        self.media_clock.withdraw(self)
         self.media_clock.session_changed(self)
+        self.media_clock.source_changed(self)
 
     def set_inband_dtmf(self, enabled: bool | None) -> None:
         """Force in-band DTMF detection on or off; None restores the default."""
@@ -291,21 +294,67 @@ class RtpSession:
                 closed(self, reason)
         for listener in list(self.close_listeners):
             listener(self, reason)
-        self.source = None
+        self._source = None
         self.consumers = []
 
+    @property
+    def source(self) -> MediaSource | None:
+        return self._source
+
+    @source.setter
+    def source(self, source: MediaSource | None) -> None:
+        """Swapping the source by assignment (no withdrawal, no detach callback)."""
+        self._source = source
+        self.media_clock.source_changed(self)
+
     def set_source(self, source: MediaSource | None) -> None:
-        previous = self.source
-        self.source = source
+        previous = self._source
+        self._source = source
         if previous is not None and previous is not source:
+            # the new source is heard from the live lead on, not after what the old
+            # one had prepared ahead
+            self.media_clock.withdraw(self)
             detached = getattr(previous, "source_detached", None)
             if detached is not None:
                 detached(self)
+        self.media_clock.source_changed(self)
 
     def clear_source(self, source: MediaSource) -> None:
-        """Detach ``source`` if it is still the one attached."""
-        if self.source is source:
-            self.source = None
+        """Detach ``source`` if it is still the one attached. What it prepared ahead
+        still goes out (a playback ending); ``withdraw_prepared`` takes it back."""
+        if self._source is source:
+            self._source = None
+            self.media_clock.source_changed(self)
+
+    # --- audio prepared ahead (see MediaClock) ---------------------------------------
+
+    def prefetchable(self) -> bool:
+        """Whether this session's frames may be prepared further ahead than the live
+        lead, given a source that allows it: one plain audio packet per tick (so a
+        withdrawal rewinds exactly), nothing else queued for the stream."""
+        return (self._sending and self._packet_samples == FRAME_SAMPLES and self._rtp_fd >= 0
+                and not self._dtmf_queue and not self._dtmf_packets and self._inband_tone is None
+                and not self._outbound)
+
+    def withdraw_prepared(self) -> int:
+        """Take back the audio prepared beyond the live lead (a playback interrupted);
+        the ticks of audio withdrawn."""
+        return self.media_clock.withdraw(self)
+
+    def when_sent(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` when the audio prepared so far reaches the live lead: the
+        moment a playback ends as the application sees it."""
+        self.media_clock.when_sent(self, callback)
+
+    def rewind(self, frames: int, packets: int) -> None:
+        """The media clock withdrew this stream's last ``frames`` ticks (``packets`` of
+        them were queued): sequence, timestamp and counts go back to the first, and
+        the next packet starts a talk spurt."""
+        self._sequence = (self._sequence - packets) & 0xFFFF
+        self._timestamp = (self._timestamp - frames * FRAME_SAMPLES) & 0xFFFFFFFF
+        self.packets_sent = max(0, self.packets_sent - packets)
+        self.octets_sent = max(0, self.octets_sent - packets * FRAME_SAMPLES)
+        self._marker_pending = True
 
     def add_consumer(self, consumer: MediaConsumer) -> None:
         if consumer not in self.consumers:
@@ -322,7 +371,12 @@ class RtpSession:
         in the audio otherwise."""
         for digit in digits:
             digit_to_event(digit)
+        # the keys go out at the live lead, not after prompt audio prepared ahead; the
+        # prompt resumes after them
+        self.media_clock.withdraw(self)
+        for digit in digits:
             self._dtmf_queue.append((digit, duration_ms))
+        self.media_clock.source_changed(self)
 
     def receive_info_dtmf(self, content_type: str, body: bytes | str) -> DtmfDigit:
         """A SIP INFO body from the SIP layer; raises DtmfError when it is not DTMF."""
@@ -459,7 +513,7 @@ class RtpSession:
             tone = np.concatenate([tones.dtmf(digit, duration), tones.silence(60)])
             self._inband_tone = np.concatenate([tone, tones.silence(-len(tone) % FRAME_SAMPLES)])
         frame = None
-        source = self.source
+        source = self._source
         if source is not None:
             try:
                 frame = source.next_frame(self)
@@ -470,6 +524,8 @@ class RtpSession:
             frame = self._inband_tone[:FRAME_SAMPLES]
             rest = self._inband_tone[FRAME_SAMPLES:]
             self._inband_tone = rest if len(rest) else None
+            if self._inband_tone is None and not self._dtmf_queue:
+                self.media_clock.source_changed(self)
         return frame
 
     def _uses_inband_dtmf_out(self) -> bool:
@@ -511,6 +567,8 @@ class RtpSession:
         if not self._dtmf_packets:
             self._marker_pending = True  # audio resumes: a new talk spurt
             self._dtmf_gap = DTMF_GAP_TICKS
+            if not self._dtmf_queue:
+                self.media_clock.source_changed(self)
 
     def _send_rtp(self, payload_type: int, payload: bytes, timestamp: int, marker: bool = False) -> None:
         if self._marker_pending and payload_type == self.params.payload_type:
@@ -571,7 +629,7 @@ class RtpSession:
         if self._sent_since_report:
             # the RTP time of ``now``: with a pacer, the timestamp has run ahead of
             # what has been sent by the pacer's lead
-            lead = getattr(self.media_clock, "send_ahead_samples", 0)
+            lead = self.media_clock.send_lead_samples(self)
             report = SenderReport(self.ssrc, ntp_from_seconds(now), (self._timestamp - lead) & 0xFFFFFFFF,
                                   self.packets_sent & 0xFFFFFFFF, self.octets_sent & 0xFFFFFFFF, blocks)
         else:

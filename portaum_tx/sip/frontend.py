@@ -68,6 +68,7 @@ def media_engine_for(config, reactor):
     interface = "" if listen in ("0.0.0.0", "::") else listen
     return engine_class(reactor, (config.rtp.port_min, config.rtp.port_max), interface=interface,
                         send_ahead_ms=config.rtp.send_ahead,
+                        prompt_ahead_ms=config.rtp.prompt_ahead,
                         dead_peer_timeout=config.rtp.dead_peer_timeout or None,
                         symmetric=config.rtp.symmetric)
 

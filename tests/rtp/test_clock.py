@@ -62,6 +62,9 @@ class TickTests(unittest.TestCase):
         self.assertEqual(sorted(s.slot for s in sessions), list(range(50)))
         freed = sessions[10].slot
         sessions[10].close()
+        # not within the tick that may still hold it in its index arrays
+        self.assertEqual(rig.session().slot, 50)
+        rig.run(0.020)
         self.assertEqual(rig.session().slot, freed)
 
     def test_phases_run_in_order(self):

@@ -11,9 +11,13 @@ import time
 
 from twisted.trial import unittest
 
+from portaum_tx.rtp import tones
 from portaum_tx.rtp._rtpcore import Pacer
 from portaum_tx.rtp.clock import TICK_SECONDS
-from portaum_tx.rtp.packet import parse_rtcp
+from portaum_tx.rtp.codecs import PCMU
+from portaum_tx.rtp.dtmf import DtmfDigit
+from portaum_tx.rtp.packet import parse_rtcp, parse_rtp
+from portaum_tx.rtp.player import Player, Prompt
 
 from tests.rtp.loopback import LoopbackRig, Peer
 from tests.rtp.test_rtpio import Tone
@@ -174,3 +178,212 @@ class PacedClockTests(unittest.TestCase):
         report = parse_rtcp(rtcp_peer.received()[0])[0]
         self.assertEqual(report.rtp_timestamp, (session._timestamp - 3 * 160) & 0xFFFFFFFF)
 
+
+
+class PacerOrderAndWithdrawTests(unittest.TestCase):
+    def setUp(self):
+        self.pacer = Pacer()
+        self.addCleanup(self.pacer.stop)
+        self.sender = Peer(self)
+        self.other = Peer(self)
+        self.peer = Peer(self)
+
+    def queue(self, due, sender, *payloads):
+        self.pacer.begin(due)
+        for payload in payloads:
+            self.pacer.send(sender.socket.fileno(), self.peer.address, payload)
+        self.pacer.commit()
+
+    def test_batches_committed_out_of_order_go_out_in_order_of_their_instant(self):
+        base = time.time() - 10
+        self.queue(base + 0.06, self.sender, b"third")
+        self.queue(base + 0.02, self.sender, b"first")
+        self.queue(base + 0.06, self.other, b"fourth")  # same instant: after the one before
+        self.queue(base + 0.04, self.sender, b"second")
+        self.pacer.start()
+        self.pacer.drain()
+        self.assertEqual(self.peer.received(), [b"first", b"second", b"third", b"fourth"])
+
+    def test_withdraw_takes_one_sockets_packets_from_an_instant_on(self):
+        base = time.time() - 10
+        for n in range(5):
+            self.queue(base + n * 0.02, self.sender, b"s%d" % n)
+            self.queue(base + n * 0.02, self.other, b"o%d" % n)
+        self.pacer.begin(base + 0.10)
+        self.pacer.send(self.sender.socket.fileno(), self.peer.address, b"s5")
+        self.assertEqual(self.pacer.withdraw(self.sender.socket.fileno(), base + 0.05), 3)  # s3, s4, s5
+        self.pacer.commit()
+        self.assertEqual(self.pacer.withdraw(self.sender.socket.fileno(), base + 0.05), 0)
+        self.pacer.start()
+        self.pacer.drain()
+        self.assertEqual(self.peer.received(), [b"s0", b"o0", b"s1", b"o1", b"s2", b"o2", b"o3", b"o4"])
+        self.assertEqual((self.pacer.withdrawn, self.pacer.forgotten, self.pacer.packets_sent), (3, 0, 8))
+        with self.assertRaises(ValueError):
+            self.pacer.withdraw(self.sender.socket.fileno(), float("nan"))
+
+
+class PromptAheadTests(unittest.TestCase):
+    """Prompt audio prepared prompt_ahead (10 ticks) ahead while live audio keeps the
+    send_ahead lead (3 ticks), against the same playback on a clock without it."""
+
+    AHEAD, LIVE = 10, 3
+
+    def setUp(self):
+        self.pacer = Pacer()
+        self.rig = LoopbackRig(self, pacer=self.pacer, send_ahead=self.LIVE, prompt_ahead=self.AHEAD)
+        self.media = self.rig.media
+        self.peer = Peer(self)
+        self.session = self.rig.session(self.peer.address, rng=random.Random(3))
+        self.prompt = Prompt.from_pcm(tones.dtmf("5", 2000), "two seconds")  # 100 frames
+
+    def wire(self):
+        self.pacer.drain()
+        return [(parse_rtp(data), data) for data in self.peer.received()]
+
+    def frames(self, start, count):
+        encoded = self.prompt.encoded(PCMU)
+        return [encoded[(start + n) * 160:(start + n + 1) * 160] for n in range(count)]
+
+    def test_a_prompt_is_prepared_ahead_in_order_and_refilled_a_few_frames_a_tick(self):
+        Player(self.session).play([self.prompt])
+        self.rig.tick(1)
+        # the live lead (tick 4), then four more of the refill
+        self.assertEqual(self.media.queued_ahead(self.session), 4)
+        self.rig.tick(1)
+        # ticks 4..12: as far as prompt_ahead from tick 2
+        self.assertEqual(self.media.queued_ahead(self.session), self.AHEAD - self.LIVE)
+        self.rig.tick(20)
+        sent = self.wire()
+        self.assertEqual(len(sent), 22 + self.AHEAD - self.LIVE)
+        self.assertEqual([packet.payload for packet, _ in sent], self.frames(0, len(sent)))
+        first = sent[0][0]
+        for n, (packet, _) in enumerate(sent):
+            self.assertEqual(packet.sequence, (first.sequence + n) & 0xFFFF)
+            self.assertEqual(packet.timestamp, (first.timestamp + 160 * n) & 0xFFFFFFFF)
+            self.assertEqual(packet.marker, n == 0)
+        self.assertEqual(self.session.packets_sent, len(sent))
+
+    def test_a_key_takes_back_what_was_not_yet_due_and_the_next_prompt_follows_on(self):
+        self.pacer.stop()  # hold the batches back to see what is withdrawn
+        player = Player(self.session)
+        played = player.play([self.prompt], barge_in=True)
+        self.rig.tick(10)
+        self.session.emit_dtmf(DtmfDigit("1", "rfc4733"))
+        result = self.successResultOf(played)
+        self.assertEqual((result.reason, result.digit), ("digit", "1"))
+        # ticks 4..13 (the live lead of tick 10) stay; 14..20 are taken back
+        self.assertEqual(result.played_ms, 10 * 20)
+        self.assertEqual(self.pacer.withdrawn, self.AHEAD - self.LIVE)
+        self.assertEqual(self.media.queued_ahead(self.session), 0)
+        other = Prompt.from_pcm(tones.dtmf("9", 200), "next")
+        player.play([other])
+        self.rig.tick(3)
+        self.pacer.start()
+        sent = self.wire()
+        self.assertEqual([packet.payload for packet, _ in sent[:10]], self.frames(0, 10))
+        self.assertEqual([packet.payload for packet, _ in sent[10:]],
+                         [other.encoded(PCMU)[n * 160:(n + 1) * 160] for n in range(10)])
+        first = sent[0][0]
+        for n, (packet, _) in enumerate(sent):
+            self.assertEqual(packet.sequence, (first.sequence + n) & 0xFFFF)
+            self.assertEqual(packet.timestamp, (first.timestamp + 160 * n) & 0xFFFFFFFF)
+        # the prompt after the interruption starts a talk spurt
+        self.assertEqual([n for n, (packet, _) in enumerate(sent) if packet.marker], [0, 10])
+        self.assertEqual(self.session.packets_sent, len(sent))
+
+    def test_the_end_of_a_playback_is_seen_when_it_would_be_without_the_deeper_lead(self):
+        short = Prompt.from_pcm(tones.dtmf("3", 300), "fifteen frames")
+        direct_pacer = Pacer()
+        direct = LoopbackRig(self, pacer=direct_pacer, send_ahead=self.LIVE)
+        direct_peer = Peer(self)
+        direct_session = direct.session(direct_peer.address, rng=random.Random(3))
+        ended = {}
+        for name, rig, session in (("ahead", self.rig, self.session), ("live", direct, direct_session)):
+            Player(session).play([short]).addCallback(
+                lambda result, name=name, rig=rig: ended.setdefault(name, (rig.media.ticks, result)))
+        for _ in range(30):
+            self.rig.tick(1)
+            direct.tick(1)
+            self.assertEqual(ended.get("ahead", (None,))[0], ended.get("live", (None,))[0])
+        self.assertEqual(ended["ahead"][0], 15)
+        self.assertEqual(ended["ahead"][1].reason, "finished")
+        self.assertEqual(ended["ahead"][1].played_ms, 300)
+        direct_pacer.drain()
+        self.assertEqual([parse_rtp(d).payload for d in direct_peer.received()],
+                         [packet.payload for packet, _ in self.wire()])
+
+    def test_a_live_source_taking_over_is_heard_from_the_live_lead(self):
+        self.pacer.stop()
+        Player(self.session).play([self.prompt])
+        self.rig.tick(5)
+        live = Tone()
+        self.session.set_source(live)
+        self.rig.tick(5)
+        self.pacer.start()
+        sent = self.wire()
+        # prompt for ticks 4..8 (the live lead of tick 5), then the live source
+        self.assertEqual([packet.payload for packet, _ in sent[:5]], self.frames(0, 5))
+        self.assertEqual(len(sent), 10)
+        self.assertEqual(live.index, 5)
+        self.assertEqual(self.media.queued_ahead(self.session), 0)
+
+    def test_a_pause_shorter_than_the_prompt_lead_costs_the_prompt_no_frame(self):
+        live_peer = Peer(self)
+        live_session = self.rig.session(live_peer.address)
+        live_session.set_source(Tone())
+        Player(self.session).play([self.prompt])
+        self.rig.tick(5)
+        self.rig.clock.advance(0.020 * 6)  # six ticks due at once: one burst of 5 can follow
+        self.assertEqual(self.media.skipped_ticks, 1)
+        self.rig.tick(5)
+        sent = self.wire()
+        self.pacer.drain()
+        live_sent = live_peer.received()
+        # every instant from tick 4 on has its prompt frame: the dropped tick cost the
+        # prompt one tick of its lead, not a frame; the live stream lost the tick
+        self.assertEqual(self.media.queued_ahead(self.session), self.AHEAD - self.LIVE - 1)
+        self.assertEqual(len(sent), self.media._due + self.AHEAD - 4)
+        self.assertEqual([packet.payload for packet, _ in sent], self.frames(0, len(sent)))
+        self.assertEqual(len(live_sent), self.media.ticks)
+
+    def test_refilling_is_shared_out_and_waits_after_the_clock_dropped_ticks(self):
+        others = [self.rig.session(Peer(self).address) for _ in range(19)]
+        for session in [self.session, *others]:
+            Player(session).play([self.prompt])
+        self.rig.tick(1)
+        # 20 sessions: a quarter of their frames, 5, as refill on top of one each
+        queued = [self.media.queued_ahead(s) for s in [self.session, *others]]
+        self.assertEqual(sum(queued), 5)
+        self.rig.tick(30)  # 20 x 7 frames short, 5 a tick
+        self.assertEqual({self.media.queued_ahead(s) for s in [self.session, *others]},
+                         {self.AHEAD - self.LIVE})
+        before = sum(s.packets_sent for s in [self.session, *others])
+        self.rig.clock.advance(0.020 * 8)  # a stall: three ticks dropped, five back to back
+        self.assertEqual(self.media.skipped_ticks, 3)
+        after = sum(s.packets_sent for s in [self.session, *others])
+        # the burst: one frame a session a tick, no refill
+        self.assertEqual(after - before, 20 * 5)
+        everyone = [self.session, *others]
+        self.assertEqual(sum(self.media.queued_ahead(s) for s in everyone), 20 * (self.AHEAD - self.LIVE - 3))
+        # nor for refill_calm (50) ticks after the drop, then a quarter again
+        self.rig.tick(44)
+        self.assertEqual(sum(self.media.queued_ahead(s) for s in everyone), 20 * (self.AHEAD - self.LIVE - 3))
+        self.rig.tick(1)
+        self.assertEqual(sum(self.media.queued_ahead(s) for s in everyone), 20 * (self.AHEAD - self.LIVE - 3) + 5)
+
+    def test_a_hang_up_ends_a_playback_that_is_still_going_out(self):
+        short = Prompt.from_pcm(tones.dtmf("3", 100), "five frames")
+        played = Player(self.session).play([short])
+        self.rig.tick(2)
+        self.assertNoResult(played)
+        self.session.close("hangup")
+        self.assertEqual(self.successResultOf(played).reason, "hangup")
+
+    def test_the_sender_report_counts_back_the_whole_lead(self):
+        Player(self.session).play([self.prompt])
+        self.rig.tick(5)
+        rtcp_peer = Peer(self)
+        self.session.remote_rtcp_address = rtcp_peer.address
+        self.session._send_rtcp(self.rig.clock.seconds())
+        report = parse_rtcp(rtcp_peer.received()[0])[0]
+        self.assertEqual(report.rtp_timestamp, (self.session._timestamp - self.AHEAD * 160) & 0xFFFFFFFF)

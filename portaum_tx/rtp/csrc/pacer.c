@@ -12,6 +12,11 @@
  * real-time policy (telephony media is commonly run so), so that on a busy core it
  * preempts the interpreter thread instead of waiting for it.
  *
+ * Prompt audio is known ahead of time, so the media clock queues it further ahead
+ * than live audio (its prompt_ahead); batches are therefore committed out of order
+ * and kept sorted by their instant. When the caller barges in, withdraw() takes the
+ * session's packets that are not yet due back out of the queue.
+ *
  * Sockets belong to the sessions: a session leaving the media clock calls forget()
  * before its socket is closed, so no queued packet can go out on a descriptor
  * number that has since been reused.
@@ -30,17 +35,21 @@
 #include <unistd.h>
 
 typedef struct {
-    int fd;
     socklen_t address_length;
     struct sockaddr_storage address;
     Py_ssize_t size;
-    unsigned char data[RTPCORE_MAX_PACKET];
+    size_t offset; /* of the packet's bytes in the batch's arena */
 } PacedPacket;
 
+/* A batch's packets: their descriptors apart (withdraw() scans them), their bytes one
+ * after the other in an arena (a G.711 packet is 172 bytes, not the largest size). */
 typedef struct Batch {
     double due; /* seconds of CLOCK_REALTIME, the clock of time.time() */
     Py_ssize_t count, capacity;
     PacedPacket *packets;
+    int *fds; /* -1: its session has gone or withdrew it */
+    unsigned char *arena;
+    size_t used, arena_capacity;
     struct Batch *next;
 } Batch;
 
@@ -56,7 +65,7 @@ typedef struct {
     Batch *spare;
     Batch *open;        /* being filled by the interpreter thread (GIL held) */
     /* counters, written under the lock */
-    unsigned long long packets_sent, send_errors, batches_sent, late_batches, forgotten;
+    unsigned long long packets_sent, send_errors, batches_sent, late_batches, forgotten, withdrawn;
     double max_late;
     double late_threshold;
     char scheduling[64];
@@ -83,6 +92,7 @@ take_spare(PacerObject *self)
             return NULL;
     }
     batch->count = 0;
+    batch->used = 0;
     batch->next = NULL;
     return batch;
 }
@@ -93,6 +103,8 @@ free_chain(Batch *batch)
     while (batch != NULL) {
         Batch *next = batch->next;
         PyMem_RawFree(batch->packets);
+        PyMem_RawFree(batch->fds);
+        PyMem_RawFree(batch->arena);
         PyMem_RawFree(batch);
         batch = next;
     }
@@ -103,9 +115,10 @@ send_batch(PacerObject *self, Batch *batch, unsigned long long *sent, unsigned l
 {
     for (Py_ssize_t i = 0; i < batch->count; i++) {
         PacedPacket *packet = &batch->packets[i];
-        if (packet->fd < 0)
-            continue; /* its session has gone */
-        if (sendto(packet->fd, packet->data, packet->size, 0,
+        int fd = batch->fds[i];
+        if (fd < 0)
+            continue; /* its session has gone, or withdrew it */
+        if (sendto(fd, batch->arena + packet->offset, packet->size, 0,
                    (struct sockaddr *)&packet->address, packet->address_length) < 0)
             (*errors)++; /* RTP is best effort: unreachable, buffer full */
         else
@@ -206,21 +219,41 @@ rtpcore_pacer_queue(PyObject *pacer, int fd, const struct sockaddr_storage *addr
         return -1;
     }
     if (batch->count == batch->capacity) {
-        Py_ssize_t capacity = batch->capacity ? batch->capacity * 2 : 256;
+        Py_ssize_t capacity = batch->capacity ? batch->capacity * 2 : 64;
         PacedPacket *grown = PyMem_RawRealloc(batch->packets, capacity * sizeof(PacedPacket));
         if (grown == NULL) {
             PyErr_NoMemory();
             return -1;
         }
         batch->packets = grown;
+        int *fds = PyMem_RawRealloc(batch->fds, capacity * sizeof(int));
+        if (fds == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        batch->fds = fds;
         batch->capacity = capacity;
     }
+    if (batch->arena_capacity - batch->used < (size_t)size) {
+        size_t capacity = batch->arena_capacity ? batch->arena_capacity : 64 * 176;
+        while (capacity - batch->used < (size_t)size)
+            capacity *= 2;
+        unsigned char *arena = PyMem_RawRealloc(batch->arena, capacity);
+        if (arena == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        batch->arena = arena;
+        batch->arena_capacity = capacity;
+    }
+    batch->fds[batch->count] = fd;
     PacedPacket *packet = &batch->packets[batch->count++];
-    packet->fd = fd;
     packet->address_length = address_length;
     memcpy(&packet->address, address, address_length);
     packet->size = size;
-    memcpy(packet->data, data, size);
+    packet->offset = batch->used;
+    memcpy(batch->arena + batch->used, data, size);
+    batch->used += size;
     return 1;
 }
 
@@ -330,11 +363,29 @@ Pacer_begin(PacerObject *self, PyObject *arg)
         return NULL;
     }
     pthread_mutex_lock(&self->lock);
-    Batch *batch = take_spare(self);
+    /* A batch for this very instant is already queued (prompt audio prepared
+     * earlier): reopen it, so that each instant stays one batch and one wake-up. */
+    Batch **link = &self->head, *previous = NULL, *batch = NULL;
+    while (*link != NULL && (*link)->due <= due) {
+        if ((*link)->due == due) {
+            batch = *link;
+            *link = batch->next;
+            if (self->tail == batch)
+                self->tail = previous;
+            batch->next = NULL;
+            break;
+        }
+        previous = *link;
+        link = &(*link)->next;
+    }
+    if (batch == NULL) {
+        batch = take_spare(self);
+        if (batch != NULL)
+            batch->due = due;
+    }
     pthread_mutex_unlock(&self->lock);
     if (batch == NULL)
         return PyErr_NoMemory();
-    batch->due = due;
     self->open = batch;
     Py_RETURN_NONE;
 }
@@ -352,12 +403,16 @@ Pacer_commit(PacerObject *self, PyObject *unused)
         self->spare = batch;
     }
     else {
-        /* queued even while the thread is not running: start() sends it */
-        if (self->tail != NULL)
-            self->tail->next = batch;
-        else
-            self->head = batch;
-        self->tail = batch;
+        /* queued even while the thread is not running: start() sends it. Kept in
+         * order of due instant, after any batch due at the same instant: a tick may
+         * fill a batch further ahead (prompt audio) before the nearer ones exist. */
+        Batch **link = &self->head;
+        while (*link != NULL && (*link)->due <= batch->due)
+            link = &(*link)->next;
+        batch->next = *link;
+        *link = batch;
+        if (batch->next == NULL)
+            self->tail = batch;
         pthread_cond_signal(&self->wake);
     }
     pthread_mutex_unlock(&self->lock);
@@ -397,20 +452,25 @@ static int
 batch_holds(Batch *batch, int fd)
 {
     for (Py_ssize_t i = 0; i < batch->count; i++)
-        if (batch->packets[i].fd == fd)
+        if (batch->fds[i] == fd)
             return 1;
     return 0;
 }
 
+/* drops ``fd``'s packets from the batches of the chain due at or after ``from_due`` */
 static void
-forget_in(Batch *batch, int fd, unsigned long long *count)
+forget_in(Batch *batch, int fd, double from_due, unsigned long long *count)
 {
-    for (; batch != NULL; batch = batch->next)
+    for (; batch != NULL; batch = batch->next) {
+        if (batch->due < from_due)
+            continue;
+        int *fds = batch->fds;
         for (Py_ssize_t i = 0; i < batch->count; i++)
-            if (batch->packets[i].fd == fd) {
-                batch->packets[i].fd = -1;
+            if (fds[i] == fd) {
+                fds[i] = -1;
                 (*count)++;
             }
+    }
 }
 
 static PyObject *
@@ -421,16 +481,41 @@ Pacer_forget(PacerObject *self, PyObject *arg)
         return NULL;
     unsigned long long count = 0;
     if (self->open != NULL)
-        forget_in(self->open, fd, &count);
+        forget_in(self->open, fd, -INFINITY, &count);
     Py_BEGIN_ALLOW_THREADS
     pthread_mutex_lock(&self->lock);
-    forget_in(self->head, fd, &count);
+    forget_in(self->head, fd, -INFINITY, &count);
     /* a batch on its way out may still use the descriptor: wait for it */
     while (self->sending != NULL && batch_holds(self->sending, fd))
         pthread_cond_wait(&self->idle, &self->lock);
     self->forgotten += count;
     pthread_mutex_unlock(&self->lock);
     Py_END_ALLOW_THREADS
+    return PyLong_FromUnsignedLongLong(count);
+}
+
+static PyObject *
+Pacer_withdraw(PacerObject *self, PyObject *args)
+{
+    int fd;
+    double from_due;
+    if (!PyArg_ParseTuple(args, "id:withdraw", &fd, &from_due))
+        return NULL;
+    if (isnan(from_due)) {
+        PyErr_SetString(PyExc_ValueError, "from_due must be a time");
+        return NULL;
+    }
+    unsigned long long count = 0;
+    Batch *open = self->open;
+    if (open != NULL) /* the interpreter's alone until commit() */
+        forget_in(open, fd, from_due, &count);
+    /* The batch being sent is not touched: it was due before any instant a caller
+     * may still change its mind about. Scanning a few dozen batches' descriptors is
+     * short enough to do under the lock with the GIL held. */
+    pthread_mutex_lock(&self->lock);
+    forget_in(self->head, fd, from_due, &count);
+    self->withdrawn += count;
+    pthread_mutex_unlock(&self->lock);
     return PyLong_FromUnsignedLongLong(count);
 }
 
@@ -461,6 +546,7 @@ LOCKED_COUNTER(send_errors)
 LOCKED_COUNTER(batches_sent)
 LOCKED_COUNTER(late_batches)
 LOCKED_COUNTER(forgotten)
+LOCKED_COUNTER(withdrawn)
 #undef LOCKED_COUNTER
 
 static PyObject *
@@ -509,7 +595,8 @@ static PyMethodDef Pacer_methods[] = {
     {"stop", (PyCFunction)Pacer_stop, METH_NOARGS,
      "stop the sending thread; batches not yet due are dropped"},
     {"begin", (PyCFunction)Pacer_begin, METH_O,
-     "begin(due): packets from now until commit() are sent at ``due`` (seconds, time.time())"},
+     "begin(due): packets from now until commit() are sent at ``due`` (seconds, time.time()), "
+     "after those already queued for that instant"},
     {"commit", (PyCFunction)Pacer_commit, METH_NOARGS,
      "hand the open batch to the thread (queued until start() when it is not running)"},
     {"send", (PyCFunction)Pacer_send, METH_VARARGS,
@@ -517,6 +604,9 @@ static PyMethodDef Pacer_methods[] = {
      "open, sent at once (OSError when that fails)"},
     {"forget", (PyCFunction)Pacer_forget, METH_O,
      "forget(fd) -> packets dropped: call before closing a socket that has packets queued"},
+    {"withdraw", (PyCFunction)Pacer_withdraw, METH_VARARGS,
+     "withdraw(fd, from_due) -> packets dropped: the socket's packets due at or after "
+     "from_due are not sent (playback interrupted before its queued audio went out)"},
     {"drain", (PyCFunction)Pacer_drain, METH_NOARGS,
      "wait until every committed batch has been sent"},
     {NULL},
@@ -530,6 +620,8 @@ static PyGetSetDef Pacer_getset[] = {
      "batches that started later than late_threshold after their instant", NULL},
     {"forgotten", (getter)Pacer_get_forgotten, NULL,
      "queued packets dropped: their session left, or the pacer stopped first", NULL},
+    {"withdrawn", (getter)Pacer_get_withdrawn, NULL,
+     "queued packets dropped by withdraw()", NULL},
     {"max_late", (getter)Pacer_get_max_late, NULL, "the latest a batch started, seconds", NULL},
     {"queued", (getter)Pacer_get_queued, NULL, "committed batches not yet sent", NULL},
     {"running", (getter)Pacer_get_running, NULL, "the thread is running", NULL},
