@@ -726,9 +726,9 @@ def main():
     parser.add_argument("--send-ahead", type=int, default=60,
                         help="ms of RTP the server prepares ahead and its pacer thread sends on "
                              "time ([rtp] send_ahead, 60 by default; 0: the media tick sends)")
-    parser.add_argument("--prompt-ahead", type=int, default=400,
+    parser.add_argument("--prompt-ahead", type=int, default=0,
                         help="ms of prompt audio the server prepares ahead ([rtp] prompt_ahead, "
-                             "400 by default; at most --send-ahead: none)")
+                             "0 by default; at most --send-ahead: none)")
     parser.add_argument("--gc-freeze", action="store_true",
                         help="experiment: gc.freeze() in the bench server once the calls are up")
     parser.add_argument("--quiet", type=float, default=15.0,

@@ -276,7 +276,7 @@ def main():
     parser.add_argument("--send-ahead", type=int, default=60,
                         help="ms of RTP prepared ahead and sent by the pacer thread ([rtp] "
                              "send_ahead; 0: the tick sends)")
-    parser.add_argument("--prompt-ahead", type=int, default=400,
+    parser.add_argument("--prompt-ahead", type=int, default=0,
                         help="ms of prompt audio prepared ahead ([rtp] prompt_ahead)")
     args = parser.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)

@@ -177,11 +177,11 @@ SECTIONS: dict[str, tuple[Option, ...]] = {
              "ms of RTP prepared ahead and sent on time by a thread of its own, so that a "
              "pause of the server shorter than this does not reach the streams; it adds as "
              "much delay to what is sent (0: the media tick sends as it runs)"),
-        _opt("prompt_ahead", _prompt_ahead, "400",
+        _opt("prompt_ahead", _prompt_ahead, "0",
              "ms of prompt audio prepared ahead (with send_ahead above 0), so that a longer "
              "pause of the server does not reach callers listening to a prompt; a key press "
              "that interrupts the prompt takes back what was not yet due, so it adds no "
-             "delay (at most send_ahead: no effect)"),
+             "delay (0 or at most send_ahead: off; see bench/README.md before turning it on)"),
     ),
     "imap": (
         _opt("listen_address", _str, "0.0.0.0", "address IMAP listens on"),
