@@ -67,6 +67,12 @@ class ConfigTests(unittest.TestCase):
         self.assertError("[rtp]\nsend_ahead = 50\n",
                          "{path}:2: [rtp] send_ahead: expected 0-200 ms in steps of 20 "
                          "(the media tick), got '50'")
+        self.assertError("[rtp]\nprompt_ahead = 410\n",
+                         "{path}:2: [rtp] prompt_ahead: expected 0-2000 ms in steps of 20 "
+                         "(the media tick), got '410'")
+        self.assertError("[rtp]\nprompt_ahead = 2020\n",
+                         "{path}:2: [rtp] prompt_ahead: expected 0-2000 ms in steps of 20 "
+                         "(the media tick), got '2020'")
 
     def test_syntax_errors(self):
         self.assertError("[sip\n", "{path}:1: malformed section header '[sip'")

@@ -384,6 +384,14 @@ class _ShadowSession:
         if self.source is source:
             self.source = None
 
+    # nothing is prepared ahead for the shadow: the real session's source is the
+    # announcement, which mixes live audio
+    def withdraw_prepared(self) -> int:
+        return 0
+
+    def when_sent(self, callback) -> None:
+        callback()
+
 
 class _Announcement:
     """One announcement to one bridged leg: while it plays, the leg's source is this

@@ -222,9 +222,8 @@ class Player:
             self.session.dtmf_listeners.remove(self._on_digit)
         self.session.clear_source(self)
         if reason != FINISHED:
-            withdraw = getattr(self.session, "withdraw_prepared", None)
-            if withdraw is not None:
-                self._played = max(0, self._played - withdraw() * FRAME_SAMPLES)
+            withdrawn = self.session.withdraw_prepared()
+            self._played = max(0, self._played - withdrawn * FRAME_SAMPLES)
         if not cancelled:
             deferred.callback(PlaybackResult(reason, digit, self._played // 8))
 
@@ -239,12 +238,8 @@ class Player:
         """The last audio has been handed out: stop being asked for frames, and finish
         once it has reached the live lead. Keys still barge in until then."""
         self.session.clear_source(self)
-        when_sent = getattr(self.session, "when_sent", None)
-        if when_sent is None:
-            self._finish(FINISHED)
-            return
         deferred = self._deferred
-        when_sent(lambda: self._sent(deferred))
+        self.session.when_sent(lambda: self._sent(deferred))
 
     def _sent(self, deferred) -> None:
         if self._deferred is deferred:

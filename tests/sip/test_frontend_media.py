@@ -37,3 +37,16 @@ class MediaEngineChoiceTests(unittest.TestCase):
         engine = media_engine_for(load_config(None, ["rtp.send_ahead=0"]), task.Clock())
         self.assertIsNone(engine.media_clock.pacer)
         self.assertEqual(engine.media_clock.send_ahead_samples, 0)
+
+    def test_prompts_are_prepared_ahead_only_when_asked_and_with_a_pacer(self):
+        default = media_engine_for(load_config(None, []), task.Clock())
+        self.assertFalse(default.media_clock.prefetching)
+        self.assertEqual(default.status()["prompt_ahead_ms"], 60)  # no deeper than send_ahead
+        asked = media_engine_for(load_config(None, ["rtp.prompt_ahead=400"]), task.Clock())
+        self.assertTrue(asked.media_clock.prefetching)
+        self.assertEqual(asked.media_clock.prompt_ahead, 20)
+        self.assertEqual(asked.status()["prompt_ahead_ms"], 400)
+        self.assertEqual(asked.status()["pacer"]["withdrawn"], 0)
+        no_pacer = media_engine_for(load_config(None, ["rtp.send_ahead=0", "rtp.prompt_ahead=400"]),
+                                    task.Clock())
+        self.assertFalse(no_pacer.media_clock.prefetching)
