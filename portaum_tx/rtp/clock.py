@@ -40,7 +40,7 @@ import numpy as np
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
-from portaum_tx.rtp._rtpcore import pop_frames, send_frames
+from portaum_tx.rtp._rtpcore import listening, next_frames, pop_frames, send_frames
 from portaum_tx.rtp.blas import limit_blas_threads
 from portaum_tx.rtp.codecs import ALAW_ENCODE, ALAW_DECODE, PCMA, ULAW_DECODE, ULAW_ENCODE
 from portaum_tx.rtp.dtmf import DtmfDigit, InbandDtmfDetector
@@ -347,8 +347,9 @@ class MediaClock:
                 if not session.closed:
                     session.emit_fax_tone(tone)
 
-        # 3. consumers
-        for index, session in enumerate(sessions):
+        # 3. consumers (a detector's listener may have added or closed some)
+        for index in listening(sessions):
+            session = sessions[index]
             if session.consumers and not session.closed:
                 session.deliver_inbound(pcm[index], statuses[index])
 
@@ -364,8 +365,8 @@ class MediaClock:
             self._run_waiters()
             self._send_prepared_ahead(sessions, now)
             return
-        outbound = [None if session.closed else session.next_outbound() for session in sessions]
-        self._encode(sessions, outbound)
+        outbound, pcm_rows = next_frames(sessions, np.ndarray)
+        self._encode(sessions, outbound, pcm_rows)
         # every frame as RtpSession.send_frame would send it (the plain case without
         # Python), then each session's due RTCP and dead-peer housekeeping
         pacer = self.pacer
@@ -378,9 +379,9 @@ class MediaClock:
         finally:
             pacer.commit()
 
-    def _encode(self, sessions: list, outbound: list) -> None:
-        """The PCM frames among ``outbound`` encoded in place, in one vectorized pass."""
-        pcm_rows = [i for i, frame in enumerate(outbound) if frame.__class__ is np.ndarray]
+    def _encode(self, sessions: list, outbound: list, pcm_rows: list) -> None:
+        """The PCM frames among ``outbound`` (at ``pcm_rows``) encoded in place, in one
+        vectorized pass."""
         if not pcm_rows:
             return
         stacked = np.concatenate([outbound[i] for i in pcm_rows]).astype(np.int16, copy=False)
@@ -430,8 +431,8 @@ class MediaClock:
             targets = ticks[rows]
             # before the sources run: one that runs out now counts this frame as queued
             self._next_tick[slots[rows]] = targets + 1
-            outbound = [None if session.closed else session.next_outbound() for session in chosen]
-            self._encode(chosen, outbound)
+            outbound, pcm_rows = next_frames(chosen, np.ndarray)
+            self._encode(chosen, outbound, pcm_rows)
             first = targets[0]
             if (targets == first).all():
                 groups = ((first, chosen, outbound),)

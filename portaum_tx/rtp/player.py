@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from twisted.internet import defer
 
+from portaum_tx.rtp._rtpcore import FrameCursor
 from portaum_tx.rtp.codecs import PCMA, PCMU, G711Codec
 from portaum_tx.rtp.dtmf import DtmfDigit
 
@@ -142,7 +143,7 @@ class PlaybackResult:
     played_ms: int = 0
 
 
-class Player:
+class Player(FrameCursor):
     """Plays a list of items into one session; one playback at a time.
 
     Items: a Prompt, a path to an .au file (through the cache), Silence(ms),
@@ -152,6 +153,11 @@ class Player:
     its frames well ahead (``prefetch``; see clock.py). An interrupted playback takes
     back what was prepared beyond the live lead; a playback that runs out reports the
     end once its last frame has reached it.
+
+    Inside a prompt, the next frames are slices of one bytes object: the FrameCursor
+    base (``_frames``, ``_frames_codec``, ``_frames_end``, ``_offset``, ``_played``)
+    says which, and the media tick's C code takes them from there without calling
+    :meth:`next_frame`, which is asked again at the prompt's end.
     """
 
     prefetch = True
@@ -163,6 +169,7 @@ class Player:
         self._index = 0
         self._offset = 0
         self._played = 0
+        self._frames = None  # see FrameCursor: none until next_frame is inside a prompt
         self._barge_in: str | bool = False
         self._deferred: defer.Deferred | None = None
 
@@ -198,6 +205,7 @@ class Player:
             self._finish(STOPPED)
         self._segments = segments
         self._index = self._offset = self._played = 0
+        self._frames = None
         self._barge_in = barge_in
         self._deferred = defer.Deferred(lambda d: self._finish(STOPPED, cancelled=True))
         deferred = self._deferred
@@ -257,10 +265,14 @@ class Player:
             prompt, samples, _loop = self._segments[self._index]
             offset = self._offset
             if prompt is not None and offset + FRAME_SAMPLES < samples:
-                # inside a prompt: one slice of the cached bytes
+                # inside a prompt: one slice of the cached bytes, and the next ones
+                # taken by the tick's C code until the prompt's last frame
+                data = prompt.encoded(codec)
                 self._offset = offset + FRAME_SAMPLES
                 self._played += FRAME_SAMPLES
-                return prompt.encoded(codec)[offset:offset + FRAME_SAMPLES]
+                self._frames, self._frames_codec, self._frames_end = data, codec, samples
+                return data[offset:offset + FRAME_SAMPLES]
+        self._frames = None
         pieces = []
         needed = FRAME_SAMPLES
         while needed and self._index < len(self._segments):

@@ -25,6 +25,7 @@ from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
 
 from portaum_tx.rtp import tones
+from portaum_tx.rtp._rtpcore import StreamState
 from portaum_tx.rtp.codecs import CodecError, G711Codec, codec_for_payload_type, samples_per_packet
 from portaum_tx.rtp.dtmf import (
     DtmfDigit, DtmfError, TelephoneEventReceiver, digit_to_event, parse_sip_info_dtmf,
@@ -126,7 +127,12 @@ class RemoteReport:
     round_trip_ms: float | None
 
 
-class RtpSession:
+class RtpSession(StreamState):
+    """One RTP/RTCP session. The fields the media tick touches for every packet
+    (sequence, timestamp, counters, the far end's address, the jitter buffer ...) live
+    in the StreamState base, a C struct, so that the tick's C code reads them without
+    a dictionary lookup each; to Python they are plain attributes."""
+
     def __init__(self, media_clock, params: MediaParams | None = None, *, symmetric: bool = True,
                  dead_peer_timeout: float | None = 30.0, rtcp_interval: float = 5.0,
                  cname: str = "portaum", inband_dtmf: bool | None = None, fax_detection: bool = False,

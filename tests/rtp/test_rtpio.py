@@ -279,3 +279,120 @@ class _PythonJitter:
     def pop(self):
         self.pops += 1
         return self.frame, 2
+
+
+class StreamStateTests(unittest.TestCase):
+    """RtpSession's per-packet fields live in the C base StreamState: they must still
+    behave as the session's attributes, and the C send path must follow them."""
+
+    def test_a_new_far_end_address_is_sent_to_from_the_next_packet(self):
+        rig = LoopbackRig(self)
+        first, second = Peer(self), Peer(self)
+        session = rig.session(first.address)
+        session.set_source(Tone())
+        rig.tick(2)
+        self.assertEqual(len(first.received()), 2)
+        session.configure(MediaParams(second.address, payload_type=8))
+        rig.tick(3)
+        self.assertEqual(first.received(), [])
+        sent = second.received()
+        self.assertEqual(len(sent), 3)
+        self.assertEqual({data[1] & 0x7F for data in sent}, {8})
+
+    def test_fields_read_and_assign_as_attributes(self):
+        rig, peer = LoopbackRig(self), Peer(self)
+        session = rig.session(peer.address, start=False)
+        self.assertIsInstance(session, _rtpcore.StreamState)
+        self.assertIs(session.closed, False)
+        self.assertEqual(session.remote_address, peer.address)
+        session.packets_sent += 2
+        self.assertEqual(session.packets_sent, 2)
+        session.housekeeping_due = 3
+        self.assertEqual(session.housekeeping_due, 3.0)
+        with self.assertRaises(TypeError):
+            session._sequence = None
+        with self.assertRaises(TypeError):
+            session.closed = 1
+
+    def test_a_session_in_a_reference_cycle_is_collected(self):
+        import gc
+        import weakref
+        rig, peer = LoopbackRig(self), Peer(self)
+        session = rig.session(peer.address, start=False)
+        session.close("hangup")
+        rig.clock.advance(0)  # the ports' connectionLost
+        rig.sessions.remove(session)
+        session._outbound = [session]  # a cycle through a C field
+        gone = weakref.ref(session)
+        del session
+        gc.collect()
+        self.assertIsNone(gone())
+
+
+class NextFramesTests(unittest.TestCase):
+    """next_frames takes a Player's frames inside a prompt in C; they must be the
+    frames Player.next_frame gives, through prompt ends, loops, silence and a codec
+    change, and the playback must count the same time played."""
+
+    def make_pair(self, items):
+        from portaum_tx.rtp.player import Player
+        rig, peer = LoopbackRig(self), Peer(self)
+        a = rig.session(peer.address, start=False)
+        b = rig.session(peer.address, start=False)
+        calls = []
+        player_a, player_b = Player(a), Player(b)
+        python_next_frame = player_a.next_frame
+
+        def counted(session):
+            calls.append(1)
+            return python_next_frame(session)
+        player_a.next_frame = counted
+        results = []
+        for player in (player_a, player_b):
+            player.play(items).addCallback(results.append)
+        return a, b, player_a, player_b, calls, results
+
+    def test_the_same_frames_as_the_player_gives(self):
+        from portaum_tx.rtp.player import MusicOnHold, Prompt, Silence
+        speech = Prompt(PCMU, bytes(range(256)) * 40 + b"\x11" * 13, "speech")  # not whole frames
+        hold = Prompt(PCMU, bytes(range(100, 200)) * 50, "hold")
+        a, b, player_a, player_b, calls, results = self.make_pair([speech, Silence(30), MusicOnHold(hold)])
+        taken = expected = 0
+        for tick in range(200):
+            if tick == 7:
+                for session in (a, b):
+                    session.configure(MediaParams(session.remote_address, payload_type=8))
+            frames, pcm_rows = _rtpcore.next_frames([a], np.ndarray)
+            self.assertEqual(pcm_rows, [])
+            self.assertEqual(frames, [b.next_outbound()], "tick %d" % tick)
+            taken += 1
+            expected += 1
+        self.assertEqual(player_a._played, player_b._played)
+        self.assertLess(len(calls), taken // 4)  # most frames never reached Python
+        player_a.stop()
+        player_b.stop()
+        self.assertEqual(results[0], results[1])
+        self.assertEqual(results[0].played_ms, expected * 20)
+
+    def test_keys_to_send_and_closed_sessions_go_through_python(self):
+        from portaum_tx.rtp.player import Prompt
+        prompt = Prompt(PCMU, bytes(range(256)) * 10, "prompt")
+        a, b, player_a, player_b, calls, results = self.make_pair([prompt])
+        _rtpcore.next_frames([a], np.ndarray)
+        before = len(calls)
+        a.params = b.params = MediaParams(a.remote_address, telephone_event_pt=None).validated()
+        for session in (a, b):
+            session.send_dtmf("1")  # in-band: the tone replaces the prompt's audio
+        frames, pcm_rows = _rtpcore.next_frames([a], np.ndarray)
+        self.assertEqual(pcm_rows, [0])
+        self.assertEqual(len(calls), before + 1)
+        a.close("hangup")
+        self.assertEqual(_rtpcore.next_frames([a], np.ndarray), ([None], []))
+
+    def test_listening_names_the_open_sessions_with_consumers(self):
+        rig, peer = LoopbackRig(self), Peer(self)
+        sessions = [rig.session(peer.address, start=False) for _ in range(4)]
+        for index in (1, 2, 3):
+            Frames(sessions[index])
+        sessions[2].close("hangup")
+        self.assertEqual(_rtpcore.listening(sessions), [1, 3])

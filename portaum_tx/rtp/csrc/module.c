@@ -12,7 +12,7 @@ PyInit__rtpcore(void)
     if (module == NULL)
         return NULL;
     if (rtpcore_add_jitter(module) < 0 || rtpcore_add_stats(module) < 0 || rtpcore_add_io(module) < 0 ||
-        rtpcore_add_pacer(module) < 0) {
+        rtpcore_add_pacer(module) < 0 || rtpcore_add_stream(module) < 0) {
         Py_DECREF(module);
         return NULL;
     }

@@ -5,6 +5,8 @@
  * rtpio.c    per-tick packet I/O: reading every session's RTP socket, sending every
  *            session's frame, with the common packet handled without Python
  * pacer.c    Pacer, the thread that sends each tick's packets at the tick's instant
+ * stream.c   StreamState, RtpSession's per-packet fields as a C struct, and
+ *            FrameCursor, where a Player stands in a stretch of fixed audio
  * module.c   the module
  */
 #ifndef PORTAUM_RTPCORE_H
@@ -45,5 +47,43 @@ int rtpcore_add_pacer(PyObject *module);
 /* 1 queued in the pacer's open batch, 0 no batch is open (send it yourself), -1 error */
 int rtpcore_pacer_queue(PyObject *pacer, int fd, const struct sockaddr_storage *address,
                         socklen_t address_length, const unsigned char *data, Py_ssize_t size);
+
+/* stream.c */
+typedef struct {
+    PyObject_HEAD
+    char closed, latched, sending, marker_pending, sent_since_report, dead_reported;
+    int rtp_fd, dtmf_gap, packet_samples;
+    long long sequence, timestamp, ssrc, packets_sent, octets_sent, send_errors, packets_received;
+    double housekeeping_due, last_heard;
+    /* NULL reads as None */
+    PyObject *params, *remote_address, *remote_ssrc, *stats, *jitter, *dtmf_packets, *dtmf_queue,
+        *outbound, *codec, *source, *inband_tone, *consumers;
+    /* conversions, each valid while its object is the field's */
+    PyObject *cached_remote;
+    struct sockaddr_storage remote_sockaddr;
+    socklen_t remote_length;
+    PyObject *cached_params;
+    int cached_payload_type;
+} RtpCoreStreamState;
+extern PyTypeObject RtpCore_StreamStateType;
+int rtpcore_add_stream(PyObject *module);
+#define RtpCore_StreamState_Check(op) PyObject_TypeCheck(op, &RtpCore_StreamStateType)
+/* the far end's address as a sockaddr: 0, or -1 when there is none or it is not
+ * numeric (no exception set) */
+int rtpcore_stream_remote(RtpCoreStreamState *self, struct sockaddr_storage *address, socklen_t *length);
+/* the negotiated payload type; -3 none or not a number, -2 exception set */
+int rtpcore_stream_payload_type(RtpCoreStreamState *self);
+/* A source whose next frames are a run of fixed bytes (a Player inside a prompt):
+ * ``frames[offset:offset + 160]`` while ``offset + 160 < end`` and the session's codec
+ * is ``codec``; ``frames`` NULL when the source must be asked in Python. */
+typedef struct {
+    PyObject_HEAD
+    PyObject *frames, *codec;
+    long long offset, end, played;
+} RtpCoreFrameCursor;
+extern PyTypeObject RtpCore_FrameCursorType;
+#define RtpCore_FrameCursor_Check(op) PyObject_TypeCheck(op, &RtpCore_FrameCursorType)
+/* the truth of an attribute's value (NULL false): 1, 0, -1 exception set */
+int rtpcore_truth(PyObject *value);
 
 #endif

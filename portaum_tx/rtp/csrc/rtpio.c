@@ -39,11 +39,8 @@
 /* interned attribute names */
 static PyObject *s_closed, *s_params, *s_payload_type, *s_latched, *s_remote_address,
     *s_remote_ssrc, *s_stats, *s_jitter, *s_packets_received, *s_last_heard,
-    *s_dead_reported, *s_rtp_received, *s_rtp_fd, *s_sending, *s_dtmf_gap,
-    *s_dtmf_packets, *s_dtmf_queue, *s_packet_samples, *s_outbound, *s_marker_pending,
-    *s_sequence, *s_timestamp, *s_ssrc, *s_send_errors, *s_packets_sent, *s_octets_sent,
-    *s_sent_since_report, *s_send_frame, *s_housekeeping_due, *s_housekeeping, *s_codec,
-    *s_silence, *s_pop;
+    *s_dead_reported, *s_rtp_received, *s_send_frame, *s_housekeeping_due, *s_housekeeping,
+    *s_codec, *s_pop, *s_next_outbound, *s_consumers;
 
 static int
 intern_names(void)
@@ -61,27 +58,13 @@ intern_names(void)
     INTERN(s_last_heard, "_last_heard");
     INTERN(s_dead_reported, "_dead_reported");
     INTERN(s_rtp_received, "rtp_received");
-    INTERN(s_rtp_fd, "_rtp_fd");
-    INTERN(s_sending, "_sending");
-    INTERN(s_dtmf_gap, "_dtmf_gap");
-    INTERN(s_dtmf_packets, "_dtmf_packets");
-    INTERN(s_dtmf_queue, "_dtmf_queue");
-    INTERN(s_packet_samples, "_packet_samples");
-    INTERN(s_outbound, "_outbound");
-    INTERN(s_marker_pending, "_marker_pending");
-    INTERN(s_sequence, "_sequence");
-    INTERN(s_timestamp, "_timestamp");
-    INTERN(s_ssrc, "ssrc");
-    INTERN(s_send_errors, "send_errors");
-    INTERN(s_packets_sent, "packets_sent");
-    INTERN(s_octets_sent, "octets_sent");
-    INTERN(s_sent_since_report, "_sent_since_report");
     INTERN(s_send_frame, "send_frame");
     INTERN(s_housekeeping_due, "housekeeping_due");
     INTERN(s_housekeeping, "housekeeping");
     INTERN(s_codec, "codec");
-    INTERN(s_silence, "silence");
     INTERN(s_pop, "pop");
+    INTERN(s_next_outbound, "next_outbound");
+    INTERN(s_consumers, "consumers");
 #undef INTERN
     return 0;
 }
@@ -114,17 +97,6 @@ get_truth(PyObject *obj, PyObject *name)
         return -1;
     int result = PyObject_IsTrue(value);
     Py_DECREF(value);
-    return result;
-}
-
-static int
-set_long(PyObject *obj, PyObject *name, long long value)
-{
-    PyObject *number = PyLong_FromLongLong(value);
-    if (number == NULL)
-        return -1;
-    int result = PyObject_SetAttr(obj, name, number);
-    Py_DECREF(number);
     return result;
 }
 
@@ -290,7 +262,13 @@ receive_audio(PyObject *session, PyObject *stats, PyObject *jitter, const unsign
                          ((uint32_t)data[6] << 8) | data[7];
     if (rtpcore_stats_update(stats, sequence, timestamp, now) < 0)
         return -1;
-    if (increment(session, s_packets_received, 1) < 0 ||
+    if (RtpCore_StreamState_Check(session)) {
+        RtpCoreStreamState *state = (RtpCoreStreamState *)session;
+        state->packets_received++;
+        state->last_heard = now;
+        state->dead_reported = 0;
+    }
+    else if (increment(session, s_packets_received, 1) < 0 ||
         PyObject_SetAttr(session, s_last_heard, now_obj) < 0 ||
         PyObject_SetAttr(session, s_dead_reported, Py_False) < 0)
         return -1;
@@ -715,61 +693,35 @@ static PyTypeObject RtpReaderType = {
 
 /* --- sending -------------------------------------------------------------------------- */
 
-/* 1 sent (or dropped as Python would), 0 the Python path must send, -1 error */
+/* 1 sent (or dropped as Python would), 0 the Python path must send, -1 error. Only a
+ * StreamState (an RtpSession) is sent here; anything else takes RtpSession.send_frame. */
 static int
 send_fast(PyObject *session, PyObject *payload, PyObject *pacer)
 {
-    if (!PyBytes_Check(payload) || PyBytes_GET_SIZE(payload) > MAX_PACKET - RTP_HEADER_SIZE)
+    if (!PyBytes_Check(payload) || PyBytes_GET_SIZE(payload) > MAX_PACKET - RTP_HEADER_SIZE ||
+        !RtpCore_StreamState_Check(session))
         return 0;
-    long long fd = get_long(session, s_rtp_fd);
-    if (fd == -2)
-        return -1;
-    if (fd < 0)
+    RtpCoreStreamState *state = (RtpCoreStreamState *)session;
+    if (state->rtp_fd < 0 || !state->sending || state->dtmf_gap ||
+        state->packet_samples != FRAME_SAMPLES)
         return 0;
     int flag;
-    if ((flag = get_truth(session, s_sending)) != 1)
+    if ((flag = rtpcore_truth(state->dtmf_packets)) != 0 || (flag = rtpcore_truth(state->dtmf_queue)) != 0 ||
+        (flag = rtpcore_truth(state->outbound)) != 0)
         return flag < 0 ? -1 : 0;
-    if ((flag = get_truth(session, s_dtmf_gap)) != 0)
-        return flag < 0 ? -1 : 0;
-    if ((flag = get_truth(session, s_dtmf_packets)) != 0)
-        return flag < 0 ? -1 : 0;
-    if ((flag = get_truth(session, s_dtmf_queue)) != 0)
-        return flag < 0 ? -1 : 0;
-    if ((flag = get_truth(session, s_outbound)) != 0)
-        return flag < 0 ? -1 : 0;
-    long long samples = get_long(session, s_packet_samples);
-    if (samples == -2)
-        return -1;
-    if (samples != FRAME_SAMPLES)
-        return 0;
-
-    int result = 0;
-    PyObject *params = NULL, *remote = NULL;
-    if ((remote = PyObject_GetAttr(session, s_remote_address)) == NULL)
-        return -1;
     struct sockaddr_storage address;
     socklen_t length;
-    if (remote == Py_None || rtpcore_tuple_sockaddr(remote, &address, &length) < 0)
-        goto done;
-    if ((params = PyObject_GetAttr(session, s_params)) == NULL)
-        goto error;
-    long long payload_type = params == Py_None ? -3 : get_long(params, s_payload_type);
-    if (payload_type == -2)
-        goto error;
-    if (payload_type < 0 || payload_type > 127)
-        goto done;
-    long long sequence = get_long(session, s_sequence);
-    long long timestamp = get_long(session, s_timestamp);
-    long long ssrc = get_long(session, s_ssrc);
-    if (sequence == -2 || timestamp == -2 || ssrc == -2)
-        goto error;
-    if (sequence < 0 || timestamp < 0 || ssrc < 0)
-        goto done;
-    int marker = get_truth(session, s_marker_pending);
-    if (marker < 0)
-        goto error;
-    if (marker && PyObject_SetAttr(session, s_marker_pending, Py_False) < 0)
-        goto error;
+    if (rtpcore_stream_remote(state, &address, &length) < 0)
+        return 0;
+    int payload_type = rtpcore_stream_payload_type(state);
+    if (payload_type < 0)
+        return payload_type == -2 ? -1 : 0;
+    long long sequence = state->sequence, timestamp = state->timestamp, ssrc = state->ssrc;
+    if (sequence < 0 || sequence > 0xFFFF || timestamp < 0 || timestamp > 0xFFFFFFFFLL || ssrc < 0 ||
+        ssrc > 0xFFFFFFFFLL)
+        return 0;
+    int marker = state->marker_pending;
+    state->marker_pending = 0;
 
     unsigned char packet[MAX_PACKET];
     Py_ssize_t size = PyBytes_GET_SIZE(payload);
@@ -786,36 +738,49 @@ send_fast(PyObject *session, PyObject *payload, PyObject *pacer)
     packet[10] = (unsigned char)(ssrc >> 8);
     packet[11] = (unsigned char)ssrc;
     memcpy(packet + RTP_HEADER_SIZE, PyBytes_AS_STRING(payload), size);
-    if (set_long(session, s_sequence, (sequence + 1) & 0xFFFF) < 0)
-        goto error;
-    int queued = pacer == NULL ? 0 : rtpcore_pacer_queue(pacer, (int)fd, &address, length, packet,
+    state->sequence = (sequence + 1) & 0xFFFF;
+    int queued = pacer == NULL ? 0 : rtpcore_pacer_queue(pacer, state->rtp_fd, &address, length, packet,
                                                          RTP_HEADER_SIZE + size);
     if (queued < 0)
-        goto error;
+        return -1;
     ssize_t sent = queued ? RTP_HEADER_SIZE + size
-                          : sendto((int)fd, packet, RTP_HEADER_SIZE + size, 0,
+                          : sendto(state->rtp_fd, packet, RTP_HEADER_SIZE + size, 0,
                                    (struct sockaddr *)&address, length);
     if (sent < 0) {
         /* ICMP unreachable reported back, or the socket buffer is full: RTP is best
          * effort, the packet is dropped */
-        if (increment(session, s_send_errors, 1) < 0)
-            goto error;
+        state->send_errors++;
     }
-    else if (increment(session, s_packets_sent, 1) < 0 ||
-             increment(session, s_octets_sent, size) < 0 ||
-             PyObject_SetAttr(session, s_sent_since_report, Py_True) < 0) {
-        goto error;
+    else {
+        state->packets_sent++;
+        state->octets_sent += size;
+        state->sent_since_report = 1;
     }
-    if (set_long(session, s_timestamp, (timestamp + FRAME_SAMPLES) & 0xFFFFFFFFLL) < 0)
-        goto error;
-    result = 1;
-    goto done;
-error:
-    result = -1;
-done:
-    Py_XDECREF(params);
-    Py_XDECREF(remote);
-    return result;
+    state->timestamp = (timestamp + FRAME_SAMPLES) & 0xFFFFFFFFLL;
+    return 1;
+}
+
+/* the session's housekeeping_due, or -1.0 with an exception set */
+static double
+housekeeping_due(PyObject *session)
+{
+    if (RtpCore_StreamState_Check(session))
+        return ((RtpCoreStreamState *)session)->housekeeping_due;
+    PyObject *due = PyObject_GetAttr(session, s_housekeeping_due);
+    if (due == NULL)
+        return -1.0;
+    double when = PyFloat_AsDouble(due);
+    Py_DECREF(due);
+    return when;
+}
+
+/* a session's ``closed``: 1, 0, -1 exception set */
+static int
+is_closed(PyObject *session)
+{
+    if (RtpCore_StreamState_Check(session))
+        return ((RtpCoreStreamState *)session)->closed;
+    return get_truth(session, s_closed);
 }
 
 static PyObject *
@@ -847,7 +812,7 @@ send_frames(PyObject *module, PyObject *args)
         PyObject *payload = PyList_GET_ITEM(frames, i);
         Py_INCREF(session);
         Py_INCREF(payload);
-        int closed = get_truth(session, s_closed);
+        int closed = is_closed(session);
         int handled;
         if (closed != 0) {
             handled = closed < 0 ? -1 : 2;
@@ -870,10 +835,8 @@ send_frames(PyObject *module, PyObject *args)
             }
         }
         if (handled == 1) {
-            PyObject *due = PyObject_GetAttr(session, s_housekeeping_due);
-            double when = due ? PyFloat_AsDouble(due) : -1.0;
-            Py_XDECREF(due);
-            if (due == NULL || (when == -1.0 && PyErr_Occurred())) {
+            double when = housekeeping_due(session);
+            if (when == -1.0 && PyErr_Occurred()) {
                 handled = -1;
             }
             else if (now >= when) {
@@ -907,9 +870,16 @@ pop_frames(PyObject *module, PyObject *args)
         goto error;
     char *codes = PyBytes_AS_STRING(block), *status_out = PyBytes_AS_STRING(statuses);
     for (Py_ssize_t i = 0; i < count; i++) {
-        PyObject *jitter = PyObject_GetAttr(PyList_GET_ITEM(sessions, i), s_jitter);
-        if (jitter == NULL)
+        PyObject *session = PyList_GET_ITEM(sessions, i), *jitter;
+        if (RtpCore_StreamState_Check(session)) {
+            jitter = ((RtpCoreStreamState *)session)->jitter;
+            if (jitter == NULL)
+                jitter = Py_None;
+            Py_INCREF(jitter);
+        }
+        else if ((jitter = PyObject_GetAttr(session, s_jitter)) == NULL) {
             goto error;
+        }
         PyObject *frame;
         int status;
         if (PyObject_TypeCheck(jitter, &RtpCore_JitterBufferType)) {
@@ -954,12 +924,134 @@ error:
     return NULL;
 }
 
+/* The next frame of a session whose source stands inside a run of fixed audio (see
+ * FrameCursor): a new reference, or NULL when Python must be asked (no exception). */
+static PyObject *
+cursor_frame(RtpCoreStreamState *state)
+{
+    if (rtpcore_truth(state->dtmf_queue) != 0 || (state->inband_tone != NULL && state->inband_tone != Py_None))
+        return NULL; /* a key to play, or being played: next_outbound decides */
+    PyObject *source = state->source;
+    if (source == NULL || source == Py_None)
+        Py_RETURN_NONE;
+    if (!RtpCore_FrameCursor_Check(source))
+        return NULL;
+    RtpCoreFrameCursor *cursor = (RtpCoreFrameCursor *)source;
+    PyObject *frames = cursor->frames;
+    if (frames == NULL || !PyBytes_Check(frames) || cursor->codec != state->codec || cursor->offset < 0 ||
+        cursor->offset + FRAME_SAMPLES >= cursor->end || cursor->end > PyBytes_GET_SIZE(frames))
+        return NULL;
+    PyObject *frame = PyBytes_FromStringAndSize(PyBytes_AS_STRING(frames) + cursor->offset, FRAME_SAMPLES);
+    if (frame != NULL) {
+        cursor->offset += FRAME_SAMPLES;
+        cursor->played += FRAME_SAMPLES;
+    }
+    return frame;
+}
+
+static PyObject *
+next_frames(PyObject *module, PyObject *args)
+{
+    PyObject *sessions, *pcm_type;
+    if (!PyArg_ParseTuple(args, "O!O:next_frames", &PyList_Type, &sessions, &pcm_type))
+        return NULL;
+    Py_ssize_t count = PyList_GET_SIZE(sessions);
+    PyObject *frames = PyList_New(count), *pcm_rows = PyList_New(0);
+    if (frames == NULL || pcm_rows == NULL)
+        goto error;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        if (PyList_GET_SIZE(sessions) != count) {
+            /* a source's Python code changed the list (the tick passes a snapshot) */
+            PyErr_SetString(PyExc_RuntimeError, "sessions changed while their frames were taken");
+            goto error;
+        }
+        PyObject *session = PyList_GET_ITEM(sessions, i), *frame = NULL;
+        Py_INCREF(session);
+        int closed = is_closed(session);
+        if (closed < 0) {
+            Py_DECREF(session);
+            goto error;
+        }
+        if (closed) {
+            frame = Py_None;
+            Py_INCREF(frame);
+        }
+        else {
+            if (RtpCore_StreamState_Check(session))
+                frame = cursor_frame((RtpCoreStreamState *)session);
+            if (frame == NULL && !PyErr_Occurred())
+                frame = PyObject_CallMethodNoArgs(session, s_next_outbound);
+        }
+        Py_DECREF(session);
+        if (frame == NULL)
+            goto error;
+        PyList_SET_ITEM(frames, i, frame);
+        if ((PyObject *)Py_TYPE(frame) == pcm_type) {
+            PyObject *row = PyLong_FromSsize_t(i);
+            int appended = row != NULL ? PyList_Append(pcm_rows, row) : -1;
+            Py_XDECREF(row);
+            if (appended < 0)
+                goto error;
+        }
+    }
+    PyObject *result = PyTuple_Pack(2, frames, pcm_rows);
+    Py_DECREF(frames);
+    Py_DECREF(pcm_rows);
+    return result;
+error:
+    Py_XDECREF(frames);
+    Py_XDECREF(pcm_rows);
+    return NULL;
+}
+
+static PyObject *
+listening(PyObject *module, PyObject *args)
+{
+    PyObject *sessions;
+    if (!PyArg_ParseTuple(args, "O!:listening", &PyList_Type, &sessions))
+        return NULL;
+    PyObject *rows = PyList_New(0);
+    if (rows == NULL)
+        return NULL;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(sessions); i++) {
+        PyObject *session = PyList_GET_ITEM(sessions, i);
+        int wanted;
+        if (RtpCore_StreamState_Check(session)) {
+            RtpCoreStreamState *state = (RtpCoreStreamState *)session;
+            wanted = state->closed ? 0 : rtpcore_truth(state->consumers);
+        }
+        else {
+            int closed = get_truth(session, s_closed);
+            wanted = closed != 0 ? (closed < 0 ? -1 : 0) : get_truth(session, s_consumers);
+        }
+        if (wanted < 0)
+            goto error;
+        if (wanted) {
+            PyObject *row = PyLong_FromSsize_t(i);
+            int appended = row != NULL ? PyList_Append(rows, row) : -1;
+            Py_XDECREF(row);
+            if (appended < 0)
+                goto error;
+        }
+    }
+    return rows;
+error:
+    Py_DECREF(rows);
+    return NULL;
+}
+
 static PyMethodDef io_functions[] = {
     {"send_frames", send_frames, METH_VARARGS,
      "send_frames(sessions, frames, now, pacer=None) -> sent without Python: send each "
      "session's frame (codec bytes, or None for silence) as RtpSession.send_frame does and "
      "run its due housekeeping; closed sessions are skipped. With a pacer whose batch is "
      "open, the packets are queued there instead of sent"},
+    {"next_frames", next_frames, METH_VARARGS,
+     "next_frames(sessions, pcm_type) -> (frames, pcm_rows): each session's next_outbound() "
+     "(None for a closed one), taken without Python where its source stands inside a run of "
+     "fixed audio (FrameCursor); pcm_rows: the indices of the frames of type pcm_type"},
+    {"listening", listening, METH_VARARGS,
+     "listening(sessions) -> the indices of the sessions that are open and have consumers"},
     {"pop_frames", pop_frames, METH_VARARGS,
      "pop_frames(sessions) -> (codes, statuses): one 160-byte frame popped from each "
      "session's jitter buffer, concatenated, and each frame's FRAME_* status as a byte"},
