@@ -395,10 +395,12 @@ class LoadGenerator:
 # --- the server process ------------------------------------------------------------------
 
 
-def proc_cpu_seconds(pid: int) -> float:
+def proc_cpu_seconds(pid: int) -> tuple[float, float]:
+    """User and system CPU seconds of the process (all its threads)."""
     with open("/proc/%d/stat" % pid) as f:
         fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
 
 
 def proc_rss_kib(pid: int) -> int:
@@ -587,7 +589,7 @@ def run_one(args, calls: int) -> dict:
                     profiler.append(subprocess.Popen(
                         ["taskset", "-c", str(args.load_core), "py-spy", "record", "-p", str(pid),
                          "-d", str(max(1, int(args.window) - 2)), "-r", "50", "--format", "raw",
-                         "-o", args.profile], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+                         "-o", args.profile] + (["--native"] if args.profile_native else []), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         result = generator.run(calls, on_window)
         if results_file is None:
             stats = json.loads(control(control_address, b"stats"))
@@ -615,7 +617,8 @@ def run_one(args, calls: int) -> dict:
         except subprocess.TimeoutExpired:
             server.kill()
     (t0, cpu0, _, _, core0), (t1, cpu1, rss1, pressure_after, core1) = marks["start"], marks["end"]
-    cpu_fraction = (cpu1 - cpu0) / (t1 - t0)
+    cpu_fraction = (sum(cpu1) - sum(cpu0)) / (t1 - t0)
+    user_fraction = (cpu1[0] - cpu0[0]) / (t1 - t0)
     core_busy = (core1[0] - core0[0]) / (t1 - t0)
     core_softirq = (core1[1] - core0[1]) / (t1 - t0)
     answered = result.get("answered", 0)
@@ -655,6 +658,7 @@ def run_one(args, calls: int) -> dict:
         "io": args.io if args.server == "bench" else "twistd default (batched)", "setup_seconds": result.get("setup_seconds"),
         "window_seconds": round(t1 - t0, 2),
         "server_cpu_cores": round(cpu_fraction, 3),
+        "server_cpu_user_system": [round(user_fraction, 3), round(cpu_fraction - user_fraction, 3)],
         "server_core_busy": round(core_busy, 3), "server_core_softirq": round(core_softirq, 3),
         "cpu_ms_per_session_second": round(cpu_fraction * 1000 / max(1, answered), 4),
         "sessions_per_core": int(answered / cpu_fraction) if cpu_fraction else None,
@@ -735,6 +739,8 @@ def main():
                         help="wait until CPU pressure (PSI some avg10, %%) is below this")
     parser.add_argument("--patience", type=float, default=120.0, help="but no longer than this")
     parser.add_argument("--profile", help="py-spy raw profile of the server over the window")
+    parser.add_argument("--profile-native", action="store_true",
+                        help="with --profile: sample C frames too (the extension, numpy, the kernel entry)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--json", help="append each run's figures to this file")
     args = parser.parse_args()
