@@ -396,3 +396,14 @@ class NextFramesTests(unittest.TestCase):
             Frames(sessions[index])
         sessions[2].close("hangup")
         self.assertEqual(_rtpcore.listening(sessions), [1, 3])
+
+
+class NotASessionTests(unittest.TestCase):
+    def test_the_tick_functions_refuse_anything_but_an_rtp_session(self):
+        stranger = [object()]
+        for call in (lambda: _rtpcore.next_frames(stranger, np.ndarray),
+                     lambda: _rtpcore.listening(stranger),
+                     lambda: _rtpcore.pop_frames(stranger),
+                     lambda: _rtpcore.send_frames(stranger, [None], 0.0)):
+            with self.assertRaisesRegex(TypeError, "session 0 is a object, not an RtpSession"):
+                call()

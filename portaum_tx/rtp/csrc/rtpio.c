@@ -36,89 +36,23 @@
 #define MAX_PACKET RTPCORE_MAX_PACKET
 #define RTP_HEADER_SIZE 12
 
+/* an item of a list that check_sessions() passed */
+#define STATE(session) ((RtpCoreStreamState *)(session))
+
 /* interned attribute names */
-static PyObject *s_closed, *s_params, *s_payload_type, *s_latched, *s_remote_address,
-    *s_remote_ssrc, *s_stats, *s_jitter, *s_packets_received, *s_last_heard,
-    *s_dead_reported, *s_rtp_received, *s_send_frame, *s_housekeeping_due, *s_housekeeping,
-    *s_codec, *s_pop, *s_next_outbound, *s_consumers;
+static PyObject *s_rtp_received, *s_send_frame, *s_housekeeping, *s_pop, *s_next_outbound;
 
 static int
 intern_names(void)
 {
 #define INTERN(var, text) if ((var = PyUnicode_InternFromString(text)) == NULL) return -1
-    INTERN(s_closed, "closed");
-    INTERN(s_params, "params");
-    INTERN(s_payload_type, "payload_type");
-    INTERN(s_latched, "latched");
-    INTERN(s_remote_address, "remote_address");
-    INTERN(s_remote_ssrc, "remote_ssrc");
-    INTERN(s_stats, "stats");
-    INTERN(s_jitter, "jitter");
-    INTERN(s_packets_received, "packets_received");
-    INTERN(s_last_heard, "_last_heard");
-    INTERN(s_dead_reported, "_dead_reported");
     INTERN(s_rtp_received, "rtp_received");
     INTERN(s_send_frame, "send_frame");
-    INTERN(s_housekeeping_due, "housekeeping_due");
     INTERN(s_housekeeping, "housekeeping");
-    INTERN(s_codec, "codec");
     INTERN(s_pop, "pop");
     INTERN(s_next_outbound, "next_outbound");
-    INTERN(s_consumers, "consumers");
 #undef INTERN
     return 0;
-}
-
-/* --- small attribute helpers: -2 means an exception is set ------------------------- */
-
-static long long
-get_long(PyObject *obj, PyObject *name)
-{
-    PyObject *value = PyObject_GetAttr(obj, name);
-    if (value == NULL)
-        return -2;
-    if (!PyLong_Check(value)) {
-        Py_DECREF(value);
-        return -3; /* not an int (None): the caller takes the Python path */
-    }
-    long long result = PyLong_AsLongLong(value);
-    Py_DECREF(value);
-    if (result == -1 && PyErr_Occurred())
-        return -2;
-    return result;
-}
-
-/* 1 true, 0 false, -1 exception */
-static int
-get_truth(PyObject *obj, PyObject *name)
-{
-    PyObject *value = PyObject_GetAttr(obj, name);
-    if (value == NULL)
-        return -1;
-    int result = PyObject_IsTrue(value);
-    Py_DECREF(value);
-    return result;
-}
-
-static int
-increment(PyObject *obj, PyObject *name, long long by)
-{
-    PyObject *value = PyObject_GetAttr(obj, name);
-    if (value == NULL)
-        return -1;
-    PyObject *delta = PyLong_FromLongLong(by);
-    if (delta == NULL) {
-        Py_DECREF(value);
-        return -1;
-    }
-    PyObject *sum = PyNumber_Add(value, delta);
-    Py_DECREF(value);
-    Py_DECREF(delta);
-    if (sum == NULL)
-        return -1;
-    int result = PyObject_SetAttr(obj, name, sum);
-    Py_DECREF(sum);
-    return result;
 }
 
 /* The (host, port) tuple Python's socket module would give for this address (for
@@ -233,7 +167,6 @@ typedef struct {
 
 /* --- receiving ------------------------------------------------------------------------ */
 
-/* 1 handled here, 0 the Python path must handle it, -1 error */
 static int
 same_sockaddr(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
 {
@@ -254,24 +187,17 @@ same_sockaddr(const struct sockaddr_storage *a, const struct sockaddr_storage *b
 /* The bookkeeping of RtpSession.rtp_received for the usual audio packet, in its order;
  * 0 done, -1 error */
 static int
-receive_audio(PyObject *session, PyObject *stats, PyObject *jitter, const unsigned char *data,
-              Py_ssize_t size, double now, PyObject *now_obj)
+receive_audio(RtpCoreStreamState *state, PyObject *stats, PyObject *jitter, const unsigned char *data,
+              Py_ssize_t size, double now)
 {
     uint16_t sequence = (uint16_t)((data[2] << 8) | data[3]);
     uint32_t timestamp = ((uint32_t)data[4] << 24) | ((uint32_t)data[5] << 16) |
                          ((uint32_t)data[6] << 8) | data[7];
     if (rtpcore_stats_update(stats, sequence, timestamp, now) < 0)
         return -1;
-    if (RtpCore_StreamState_Check(session)) {
-        RtpCoreStreamState *state = (RtpCoreStreamState *)session;
-        state->packets_received++;
-        state->last_heard = now;
-        state->dead_reported = 0;
-    }
-    else if (increment(session, s_packets_received, 1) < 0 ||
-        PyObject_SetAttr(session, s_last_heard, now_obj) < 0 ||
-        PyObject_SetAttr(session, s_dead_reported, Py_False) < 0)
-        return -1;
+    state->packets_received++;
+    state->last_heard = now;
+    state->dead_reported = 0;
     if (size > RTP_HEADER_SIZE) {
         PyObject *payload = PyBytes_FromStringAndSize((const char *)data + RTP_HEADER_SIZE,
                                                       size - RTP_HEADER_SIZE);
@@ -293,10 +219,15 @@ slot_disarm(ReaderSlot *slot)
     Py_CLEAR(slot->jitter);
 }
 
+/* 1 handled here, 0 the Python path (rtp_received) must handle it, -1 error. Only a
+ * StreamState (an RtpSession) is handled here. */
 static int
 receive_fast(PyObject *session, ReaderSlot **slots, int fd, const unsigned char *data,
-             Py_ssize_t size, const struct sockaddr_storage *address, double now, PyObject *now_obj)
+             Py_ssize_t size, const struct sockaddr_storage *address, double now)
 {
+    if (!RtpCore_StreamState_Check(session))
+        return 0;
+    RtpCoreStreamState *state = (RtpCoreStreamState *)session;
     /* looked up afresh after anything that could run Python code (and so grow the
      * reader's arrays): slots may be NULL (no cache) */
     ReaderSlot *slot = slots != NULL ? &(*slots)[fd] : NULL;
@@ -306,74 +237,54 @@ receive_fast(PyObject *session, ReaderSlot **slots, int fd, const unsigned char 
             (((uint32_t)data[8] << 24) | ((uint32_t)data[9] << 16) |
              ((uint32_t)data[10] << 8) | data[11]) == slot->remote_ssrc &&
             same_sockaddr(address, &slot->remote))
-            return receive_audio(session, slot->stats, slot->jitter, data, size, now, now_obj) < 0 ? -1 : 1;
+            return receive_audio(state, slot->stats, slot->jitter, data, size, now) < 0 ? -1 : 1;
         /* anything else takes the full check (and the Python path if it fails) */
     }
     if (size < RTP_HEADER_SIZE || data[0] != 0x80)
         return 0;
     if (data[1] >= 192 && data[1] <= 223)
         return 0; /* RTCP multiplexed on the RTP port */
-    int result = 0;
-    PyObject *params = NULL, *remote = NULL, *stats = NULL, *jitter = NULL;
-    int closed = get_truth(session, s_closed);
-    if (closed != 0)
-        return closed < 0 ? -1 : 0;
-    int latched = get_truth(session, s_latched);
-    if (latched != 1)
-        return latched < 0 ? -1 : 0;
-    if ((params = PyObject_GetAttr(session, s_params)) == NULL)
-        return -1;
-    if (params == Py_None)
-        goto done;
-    long long payload_type = get_long(params, s_payload_type);
+    if (state->closed || !state->latched)
+        return 0;
+    int payload_type = rtpcore_stream_payload_type(state);
     if (payload_type == -2)
-        goto error;
+        return -1;
     if (payload_type != (data[1] & 0x7F))
-        goto done;
-    long long remote_ssrc = get_long(session, s_remote_ssrc);
-    if (remote_ssrc == -2)
-        goto error;
+        return 0;
     uint32_t ssrc = ((uint32_t)data[8] << 24) | ((uint32_t)data[9] << 16) |
                     ((uint32_t)data[10] << 8) | data[11];
-    if (remote_ssrc != (long long)ssrc)
-        goto done;
-    if ((remote = PyObject_GetAttr(session, s_remote_address)) == NULL)
-        goto error;
-    int same = same_address(address, remote);
-    if (same < 0)
-        goto error;
-    if (!same)
-        goto done;
-    if ((stats = PyObject_GetAttr(session, s_stats)) == NULL ||
-        (jitter = PyObject_GetAttr(session, s_jitter)) == NULL)
-        goto error;
-    if (!PyObject_TypeCheck(stats, &RtpCore_ReceiverStatisticsType) ||
+    PyObject *remote_ssrc = state->remote_ssrc;
+    if (remote_ssrc == NULL || !PyLong_Check(remote_ssrc))
+        return 0;
+    long long expected_ssrc = PyLong_AsLongLong(remote_ssrc);
+    if (expected_ssrc == -1 && PyErr_Occurred())
+        return -1;
+    if (expected_ssrc != (long long)ssrc || state->remote_address == NULL)
+        return 0;
+    int same = same_address(address, state->remote_address);
+    if (same <= 0)
+        return same;
+    PyObject *stats = state->stats, *jitter = state->jitter;
+    if (stats == NULL || jitter == NULL || !PyObject_TypeCheck(stats, &RtpCore_ReceiverStatisticsType) ||
         !PyObject_TypeCheck(jitter, &RtpCore_JitterBufferType))
-        goto done;
-
-    if (receive_audio(session, stats, jitter, data, size, now, now_obj) < 0)
-        goto error;
+        return 0;
+    /* held while the packet goes in: nothing below runs Python, but the slot keeps them */
+    Py_INCREF(stats);
+    Py_INCREF(jitter);
+    int result = receive_audio(state, stats, jitter, data, size, now) < 0 ? -1 : 1;
     slot = slots != NULL ? &(*slots)[fd] : NULL;
-    if (slot != NULL && (address->ss_family == AF_INET || address->ss_family == AF_INET6)) {
+    if (result == 1 && slot != NULL && (address->ss_family == AF_INET || address->ss_family == AF_INET6)) {
         slot_disarm(slot);
-        slot->payload_type = (int)payload_type;
+        slot->payload_type = payload_type;
         slot->remote_ssrc = ssrc;
         slot->remote = *address;
-        Py_INCREF(stats);
         slot->stats = stats;
-        Py_INCREF(jitter);
         slot->jitter = jitter;
         slot->armed = 1;
+        return 1;
     }
-    result = 1;
-    goto done;
-error:
-    result = -1;
-done:
-    Py_XDECREF(params);
-    Py_XDECREF(remote);
-    Py_XDECREF(stats);
-    Py_XDECREF(jitter);
+    Py_DECREF(stats);
+    Py_DECREF(jitter);
     return result;
 }
 
@@ -578,9 +489,6 @@ Reader_read(RtpReaderObject *self, PyObject *args)
         return NULL;
     if (self->registered == 0)
         return PyLong_FromLong(0);
-    PyObject *now_obj = PyFloat_FromDouble(now);
-    if (now_obj == NULL)
-        return NULL;
     int wanted = self->registered > 1024 ? 1024 : (int)self->registered;
     struct epoll_event events[1024];
     unsigned char buffer[MAX_PACKET];
@@ -590,7 +498,6 @@ Reader_read(RtpReaderObject *self, PyObject *args)
         if (ready < 0) {
             if (errno == EINTR)
                 continue;
-            Py_DECREF(now_obj);
             return PyErr_SetFromErrno(PyExc_OSError);
         }
         if (ready == 0)
@@ -612,7 +519,7 @@ Reader_read(RtpReaderObject *self, PyObject *args)
             read++;
             PyObject *session = self->sessions[fd];
             Py_INCREF(session); /* a handler may remove it */
-            int handled = receive_fast(session, &self->slots, fd, buffer, size, &address, now, now_obj);
+            int handled = receive_fast(session, &self->slots, fd, buffer, size, &address, now);
             if (handled == 0) {
                 PyObject *data = PyBytes_FromStringAndSize((const char *)buffer, size);
                 PyObject *peer = data ? address_tuple(&address) : NULL;
@@ -630,13 +537,11 @@ Reader_read(RtpReaderObject *self, PyObject *args)
             Py_DECREF(session);
             if (handled < 0 && report_failure(self) < 0) {
                 self->packets_read += read;
-                Py_DECREF(now_obj);
                 return NULL;
             }
         }
     }
     self->packets_read += read;
-    Py_DECREF(now_obj);
     return PyLong_FromLong(read);
 }
 
@@ -693,15 +598,13 @@ static PyTypeObject RtpReaderType = {
 
 /* --- sending -------------------------------------------------------------------------- */
 
-/* 1 sent (or dropped as Python would), 0 the Python path must send, -1 error. Only a
- * StreamState (an RtpSession) is sent here; anything else takes RtpSession.send_frame. */
+/* 1 sent (or dropped as Python would), 0 the Python path (send_frame) must send, -1
+ * error */
 static int
-send_fast(PyObject *session, PyObject *payload, PyObject *pacer)
+send_fast(RtpCoreStreamState *state, PyObject *payload, PyObject *pacer)
 {
-    if (!PyBytes_Check(payload) || PyBytes_GET_SIZE(payload) > MAX_PACKET - RTP_HEADER_SIZE ||
-        !RtpCore_StreamState_Check(session))
+    if (!PyBytes_Check(payload) || PyBytes_GET_SIZE(payload) > MAX_PACKET - RTP_HEADER_SIZE)
         return 0;
-    RtpCoreStreamState *state = (RtpCoreStreamState *)session;
     if (state->rtp_fd < 0 || !state->sending || state->dtmf_gap ||
         state->packet_samples != FRAME_SAMPLES)
         return 0;
@@ -760,27 +663,18 @@ send_fast(PyObject *session, PyObject *payload, PyObject *pacer)
     return 1;
 }
 
-/* the session's housekeeping_due, or -1.0 with an exception set */
-static double
-housekeeping_due(PyObject *session)
-{
-    if (RtpCore_StreamState_Check(session))
-        return ((RtpCoreStreamState *)session)->housekeeping_due;
-    PyObject *due = PyObject_GetAttr(session, s_housekeeping_due);
-    if (due == NULL)
-        return -1.0;
-    double when = PyFloat_AsDouble(due);
-    Py_DECREF(due);
-    return when;
-}
-
-/* a session's ``closed``: 1, 0, -1 exception set */
+/* The media tick's sessions are RtpSessions: 0, or -1 with TypeError set. */
 static int
-is_closed(PyObject *session)
+check_sessions(PyObject *sessions)
 {
-    if (RtpCore_StreamState_Check(session))
-        return ((RtpCoreStreamState *)session)->closed;
-    return get_truth(session, s_closed);
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(sessions); i++) {
+        if (!RtpCore_StreamState_Check(PyList_GET_ITEM(sessions, i))) {
+            PyErr_Format(PyExc_TypeError, "session %zd is a %.100s, not an RtpSession (StreamState)", i,
+                         Py_TYPE(PyList_GET_ITEM(sessions, i))->tp_name);
+            return -1;
+        }
+    }
+    return 0;
 }
 
 static PyObject *
@@ -803,6 +697,8 @@ send_frames(PyObject *module, PyObject *args)
         PyErr_SetString(PyExc_ValueError, "one frame per session");
         return NULL;
     }
+    if (check_sessions(sessions) < 0)
+        return NULL;
     PyObject *now_obj = PyFloat_FromDouble(now);
     if (now_obj == NULL)
         return NULL;
@@ -812,18 +708,18 @@ send_frames(PyObject *module, PyObject *args)
         PyObject *payload = PyList_GET_ITEM(frames, i);
         Py_INCREF(session);
         Py_INCREF(payload);
-        int closed = is_closed(session);
         int handled;
-        if (closed != 0) {
-            handled = closed < 0 ? -1 : 2;
+        if (STATE(session)->closed) {
+            handled = 2;
         }
         else {
             if (payload == Py_None) {
-                PyObject *codec = PyObject_GetAttr(session, s_codec);
-                Py_SETREF(payload, codec ? PyObject_CallMethod(codec, "silence", "i", FRAME_SAMPLES) : NULL);
-                Py_XDECREF(codec);
+                PyObject *codec = STATE(session)->codec ? STATE(session)->codec : Py_None;
+                Py_INCREF(codec);
+                Py_SETREF(payload, PyObject_CallMethod(codec, "silence", "i", FRAME_SAMPLES));
+                Py_DECREF(codec);
             }
-            handled = payload ? send_fast(session, payload, pacer) : -1;
+            handled = payload ? send_fast(STATE(session), payload, pacer) : -1;
             if (handled == 0) {
                 PyObject *result = PyObject_CallMethodObjArgs(session, s_send_frame, payload,
                                                               now_obj, NULL);
@@ -834,17 +730,11 @@ send_frames(PyObject *module, PyObject *args)
                 fast++;
             }
         }
-        if (handled == 1) {
-            double when = housekeeping_due(session);
-            if (when == -1.0 && PyErr_Occurred()) {
+        if (handled == 1 && now >= STATE(session)->housekeeping_due) {
+            PyObject *result = PyObject_CallMethodObjArgs(session, s_housekeeping, now_obj, NULL);
+            if (result == NULL)
                 handled = -1;
-            }
-            else if (now >= when) {
-                PyObject *result = PyObject_CallMethodObjArgs(session, s_housekeeping, now_obj, NULL);
-                if (result == NULL)
-                    handled = -1;
-                Py_XDECREF(result);
-            }
+            Py_XDECREF(result);
         }
         Py_DECREF(session);
         Py_XDECREF(payload);
@@ -861,7 +751,7 @@ static PyObject *
 pop_frames(PyObject *module, PyObject *args)
 {
     PyObject *sessions;
-    if (!PyArg_ParseTuple(args, "O!:pop_frames", &PyList_Type, &sessions))
+    if (!PyArg_ParseTuple(args, "O!:pop_frames", &PyList_Type, &sessions) || check_sessions(sessions) < 0)
         return NULL;
     Py_ssize_t count = PyList_GET_SIZE(sessions);
     PyObject *block = PyBytes_FromStringAndSize(NULL, count * FRAME_SAMPLES);
@@ -870,16 +760,10 @@ pop_frames(PyObject *module, PyObject *args)
         goto error;
     char *codes = PyBytes_AS_STRING(block), *status_out = PyBytes_AS_STRING(statuses);
     for (Py_ssize_t i = 0; i < count; i++) {
-        PyObject *session = PyList_GET_ITEM(sessions, i), *jitter;
-        if (RtpCore_StreamState_Check(session)) {
-            jitter = ((RtpCoreStreamState *)session)->jitter;
-            if (jitter == NULL)
-                jitter = Py_None;
-            Py_INCREF(jitter);
-        }
-        else if ((jitter = PyObject_GetAttr(session, s_jitter)) == NULL) {
-            goto error;
-        }
+        PyObject *jitter = STATE(PyList_GET_ITEM(sessions, i))->jitter;
+        if (jitter == NULL)
+            jitter = Py_None;
+        Py_INCREF(jitter);
         PyObject *frame;
         int status;
         if (PyObject_TypeCheck(jitter, &RtpCore_JitterBufferType)) {
@@ -949,11 +833,23 @@ cursor_frame(RtpCoreStreamState *state)
     return frame;
 }
 
+static int
+append_index(PyObject *rows, Py_ssize_t index)
+{
+    PyObject *row = PyLong_FromSsize_t(index);
+    if (row == NULL)
+        return -1;
+    int appended = PyList_Append(rows, row);
+    Py_DECREF(row);
+    return appended;
+}
+
 static PyObject *
 next_frames(PyObject *module, PyObject *args)
 {
     PyObject *sessions, *pcm_type;
-    if (!PyArg_ParseTuple(args, "O!O:next_frames", &PyList_Type, &sessions, &pcm_type))
+    if (!PyArg_ParseTuple(args, "O!O:next_frames", &PyList_Type, &sessions, &pcm_type) ||
+        check_sessions(sessions) < 0)
         return NULL;
     Py_ssize_t count = PyList_GET_SIZE(sessions);
     PyObject *frames = PyList_New(count), *pcm_rows = PyList_New(0);
@@ -965,34 +861,21 @@ next_frames(PyObject *module, PyObject *args)
             PyErr_SetString(PyExc_RuntimeError, "sessions changed while their frames were taken");
             goto error;
         }
-        PyObject *session = PyList_GET_ITEM(sessions, i), *frame = NULL;
+        PyObject *session = PyList_GET_ITEM(sessions, i), *frame;
         Py_INCREF(session);
-        int closed = is_closed(session);
-        if (closed < 0) {
-            Py_DECREF(session);
-            goto error;
-        }
-        if (closed) {
+        if (STATE(session)->closed) {
             frame = Py_None;
             Py_INCREF(frame);
         }
-        else {
-            if (RtpCore_StreamState_Check(session))
-                frame = cursor_frame((RtpCoreStreamState *)session);
-            if (frame == NULL && !PyErr_Occurred())
-                frame = PyObject_CallMethodNoArgs(session, s_next_outbound);
+        else if ((frame = cursor_frame(STATE(session))) == NULL && !PyErr_Occurred()) {
+            frame = PyObject_CallMethodNoArgs(session, s_next_outbound);
         }
         Py_DECREF(session);
         if (frame == NULL)
             goto error;
         PyList_SET_ITEM(frames, i, frame);
-        if ((PyObject *)Py_TYPE(frame) == pcm_type) {
-            PyObject *row = PyLong_FromSsize_t(i);
-            int appended = row != NULL ? PyList_Append(pcm_rows, row) : -1;
-            Py_XDECREF(row);
-            if (appended < 0)
-                goto error;
-        }
+        if ((PyObject *)Py_TYPE(frame) == pcm_type && append_index(pcm_rows, i) < 0)
+            goto error;
     }
     PyObject *result = PyTuple_Pack(2, frames, pcm_rows);
     Py_DECREF(frames);
@@ -1008,36 +891,20 @@ static PyObject *
 listening(PyObject *module, PyObject *args)
 {
     PyObject *sessions;
-    if (!PyArg_ParseTuple(args, "O!:listening", &PyList_Type, &sessions))
+    if (!PyArg_ParseTuple(args, "O!:listening", &PyList_Type, &sessions) || check_sessions(sessions) < 0)
         return NULL;
     PyObject *rows = PyList_New(0);
     if (rows == NULL)
         return NULL;
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(sessions); i++) {
-        PyObject *session = PyList_GET_ITEM(sessions, i);
-        int wanted;
-        if (RtpCore_StreamState_Check(session)) {
-            RtpCoreStreamState *state = (RtpCoreStreamState *)session;
-            wanted = state->closed ? 0 : rtpcore_truth(state->consumers);
-        }
-        else {
-            int closed = get_truth(session, s_closed);
-            wanted = closed != 0 ? (closed < 0 ? -1 : 0) : get_truth(session, s_consumers);
-        }
-        if (wanted < 0)
-            goto error;
-        if (wanted) {
-            PyObject *row = PyLong_FromSsize_t(i);
-            int appended = row != NULL ? PyList_Append(rows, row) : -1;
-            Py_XDECREF(row);
-            if (appended < 0)
-                goto error;
+        RtpCoreStreamState *state = STATE(PyList_GET_ITEM(sessions, i));
+        int wanted = state->closed ? 0 : rtpcore_truth(state->consumers);
+        if (wanted < 0 || (wanted && append_index(rows, i) < 0)) {
+            Py_DECREF(rows);
+            return NULL;
         }
     }
     return rows;
-error:
-    Py_DECREF(rows);
-    return NULL;
 }
 
 static PyMethodDef io_functions[] = {
