@@ -44,6 +44,7 @@ from portaum_tx.rtp._rtpcore import listening, next_frames, pop_frames, send_fra
 from portaum_tx.rtp.blas import limit_blas_threads
 from portaum_tx.rtp.codecs import ALAW_ENCODE, ALAW_DECODE, PCMA, ULAW_DECODE, ULAW_ENCODE
 from portaum_tx.rtp.dtmf import DtmfDigit, InbandDtmfDetector
+from portaum_tx.rtp.jitter import FRAME_AUDIO
 from portaum_tx.rtp.tones import FaxToneDetector
 
 TICK_SECONDS = 0.020
@@ -334,8 +335,12 @@ class MediaClock:
         # 2. detectors over the stacked block
         if len(self._dtmf_rows):
             rows = self._dtmf_rows
-            block, slots = (pcm, self._slots) if len(rows) == count else (pcm[rows], self._slots[rows])
-            for row, digit in self.dtmf_detector.process(block, slots):
+            heard = np.frombuffer(statuses, dtype=np.uint8) == FRAME_AUDIO
+            if len(rows) == count:
+                block, slots = pcm, self._slots
+            else:
+                block, slots, heard = pcm[rows], self._slots[rows], heard[rows]
+            for row, digit in self.dtmf_detector.process(block, slots, heard):
                 session = sessions[rows[row]]
                 if not session.closed:
                     session.emit_dtmf(DtmfDigit(digit, "inband"))

@@ -232,6 +232,11 @@ class InbandDtmfSettings:
     # 40 ms tone or gap always covers whole windows whatever its alignment.
     min_on_windows: int = 3  # consecutive windows with the digit: about 40 ms of tone
     min_off_windows: int = 2  # windows without it before the next press counts
+    # Frames the jitter buffer concealed (a lost or late packet) are skipped, the key's
+    # state held over them, for up to this many in a row: one lost packet in the middle
+    # of a tone must not end the key and start it again. A longer gap is heard as the
+    # silence it is, so a phone that stops sending between presses still has them end.
+    max_concealed_frames: int = 3
 
 
 class InbandDtmfDetector:
@@ -242,7 +247,8 @@ class InbandDtmfDetector:
     half, then the block itself. Each window is classified as one digit or none with
     the usual checks (level, twist, relative peak, second harmonic, share of energy);
     a digit is reported once when it persists for ``min_on_windows`` windows after at
-    least ``min_off_windows`` windows without it.
+    least ``min_off_windows`` windows without it. Blocks marked as not heard (the
+    jitter buffer's concealment) are left out, up to ``max_concealed_frames`` in a row.
     """
 
     def __init__(self, settings: InbandDtmfSettings | None = None, capacity: int = 64):
@@ -264,7 +270,7 @@ class InbandDtmfDetector:
         )
         self.states = SlotStates(capacity, {
             "last": (np.int8, -1), "run": (np.int16, 0), "active": (np.int8, -1),
-            "off": (np.int16, 0), "armed": (np.bool_, True),
+            "off": (np.int16, 0), "armed": (np.bool_, True), "concealed": (np.int16, 0),
         })
         self._half = s.block_samples // 2
         self._tails = np.zeros((self.states.capacity, self._half), dtype=np.int16)
@@ -322,17 +328,43 @@ class InbandDtmfDetector:
         result[candidates] = np.where(ok, self._keypad_codes[best_row, best_col], -1)
         return result
 
-    def process(self, block: np.ndarray, slots: np.ndarray) -> list[tuple[int, str]]:
+    def process(self, block: np.ndarray, slots: np.ndarray,
+                heard: np.ndarray | None = None) -> list[tuple[int, str]]:
         """Analyse one block per session (row) and advance the per-slot state; returns
-        (row, digit) for each row whose session completed a new key press."""
+        (row, digit) for each row whose session completed a new key press.
+
+        ``heard`` (one bool per row; all True when left out) says which blocks came
+        from packets; the others are concealment and are skipped while short."""
         slots = np.asarray(slots, dtype=np.intp)
         if len(slots) == 0:
             return []
         block = np.asarray(block)
         if block.ndim != 2 or block.shape[1] != self.settings.block_samples:
             raise DtmfError(f"expected a (sessions, {self.settings.block_samples}) block, got {block.shape}")
+        if heard is not None and len(heard) != len(slots):
+            raise DtmfError(f"{len(heard)} heard flags for {len(slots)} blocks")
         self.states.ensure(int(slots.max()) + 1)
         self._grow_tails()
+        if heard is not None:
+            kept = self._not_skipped(np.asarray(heard, dtype=np.bool_), slots)
+            if kept is not None:
+                if len(kept) == 0:
+                    return []
+                return [(int(kept[row]), digit)
+                        for row, digit in self._analyse(block[kept], slots[kept])]
+        return self._analyse(block, slots)
+
+    def _not_skipped(self, heard: np.ndarray, slots: np.ndarray) -> np.ndarray | None:
+        """Rows to analyse (None: all of them), counting each slot's concealed run."""
+        st = self.states
+        if heard.all():
+            st.concealed[slots] = 0
+            return None
+        run = np.where(heard, 0, st.concealed[slots] + 1)
+        st.concealed[slots] = np.minimum(run, 10_000)
+        return np.flatnonzero((run == 0) | (run > self.settings.max_concealed_frames))
+
+    def _analyse(self, block: np.ndarray, slots: np.ndarray) -> list[tuple[int, str]]:
         half = self._half
         straddling = np.concatenate([self._tails[slots], block[:, :half]], axis=1)
         self._tails[slots] = block[:, half:]

@@ -3,10 +3,11 @@ from twisted.trial import unittest
 
 from portaum_tx.rtp import tones
 from portaum_tx.rtp.dtmf import (
-    DIGIT_TONES, DtmfDigit, DtmfError, InbandDtmfDetector, TelephoneEvent, TelephoneEventReceiver,
+    DIGIT_TONES, DtmfDigit, DtmfError, InbandDtmfDetector, InbandDtmfSettings, TelephoneEvent,
+    TelephoneEventReceiver,
     dft_basis, goertzel_power, parse_sip_info_dtmf, telephone_event_payloads, tone_powers,
 )
-from tests.rtp.audio import add_white_noise, run_bank, speech_variants
+from tests.rtp.audio import add_white_noise, blocks, run_bank, speech_variants
 
 ALL_DIGITS = "0123456789*#ABCD"
 
@@ -238,3 +239,65 @@ class InbandDtmfTests(unittest.TestCase):
         offsets = list(range(0, 160, 5))
         short = press_sequence(ALL_DIGITS, on_ms=18, off_ms=60)
         self.assertEqual(sum(len(d) for d in detected([short] * len(offsets), offsets)), 0)
+
+
+def detected_with_losses(signal, lost, offset=0, tell_detector=True, settings=None):
+    """Digits heard in one session whose blocks numbered in ``lost`` never arrived: the
+    jitter buffer conceals them with silence and (when told) says so."""
+    detector = InbandDtmfDetector(settings)
+    digits = ""
+    for index, block in enumerate(blocks(signal, offset=offset)):
+        heard = index not in lost
+        if not heard:
+            block = np.zeros_like(block)
+        flags = np.array([heard]) if tell_detector else None
+        digits += "".join(d for _, d in detector.process(block[None, :], [0], flags))
+    return digits
+
+
+class ConcealedFrameTests(unittest.TestCase):
+    """A lost packet inside a tone is concealed with silence; heard as silence, it
+    would end the key and start it again (one press, two digits)."""
+
+    press = np.concatenate([tones.silence(40), tones.dtmf("5", 300), tones.silence(100)])
+
+    def test_a_lost_packet_inside_a_tone_is_one_press(self):
+        for lost in ({4}, {5}, {6}, {8}, {5, 6}, {5, 6, 7}):
+            for offset in (0, 40, 80, 120):
+                self.assertEqual(detected_with_losses(self.press, lost, offset), "5", (lost, offset))
+
+    def test_the_same_losses_heard_as_silence_split_the_press(self):
+        # why the flags are needed: these are the cases the jitter buffer's silence broke
+        split = [detected_with_losses(self.press, lost, offset, tell_detector=False)
+                 for lost in ({4}, {5}, {5, 6}, {5, 6, 7}) for offset in (0, 40)]
+        self.assertIn("55", split)
+        self.assertEqual(detected_with_losses(self.press, {5, 6}, 0, tell_detector=False), "55")
+
+    def test_a_gap_longer_than_the_limit_ends_the_press(self):
+        # a phone that stops sending between two presses of the same key: 100 ms of
+        # nothing is five concealed blocks, more than max_concealed_frames (3)
+        two = np.concatenate([tones.silence(40), tones.dtmf("8", 100), tones.silence(100),
+                              tones.dtmf("8", 100), tones.silence(100)])
+        gap = set(range(7, 12))  # the blocks of the silence between the presses
+        self.assertEqual(detected_with_losses(two, gap), "88")
+        self.assertEqual(detected_with_losses(two, gap, settings=InbandDtmfSettings(max_concealed_frames=0)), "88")
+        # and with the limit switched off, concealment is heard as silence as before
+        self.assertEqual(
+            detected_with_losses(self.press, {5, 6}, settings=InbandDtmfSettings(max_concealed_frames=0)),
+            "55")
+
+    def test_state_of_other_sessions_is_untouched(self):
+        detector = InbandDtmfDetector()
+        tone = tones.dtmf("2", 120).reshape(6, 160)
+        quiet = np.zeros(160, np.int16)
+        events = []
+        for index in range(6):
+            # slot 3 loses its third block, slot 4 hears everything, both press once
+            heard = np.array([index != 2, True])
+            first = quiet if index == 2 else tone[index]
+            events += detector.process(np.vstack([first, tone[index]]), [3, 4], heard)
+        for _ in range(4):
+            events += detector.process(np.vstack([quiet, quiet]), [3, 4], np.array([True, True]))
+        self.assertEqual(sorted(events), [(0, "2"), (1, "2")])
+        with self.assertRaisesRegex(DtmfError, "2 heard flags for 1 blocks"):
+            detector.process(quiet[None, :], [3], np.array([True, True]))

@@ -116,6 +116,26 @@ class OutboundTests(unittest.TestCase):
             rig.run(0.02)
         self.assertEqual([(d.digit, d.source) for d in digits], [("7", "inband")])
 
+    def test_inband_press_with_lost_packets_is_one_digit(self):
+        # the jitter buffer conceals a lost packet with silence; the detector must not
+        # hear that as the key's end (one press reported twice)
+        audio = np.concatenate([tones.silence(40), tones.dtmf("5", 300), tones.silence(200)])
+        for lost in ((5,), (6, 7)):
+            rig = Rig()
+            receiver = rig.session(MediaParams(PEER, telephone_event_pt=None))
+            digits = []
+            receiver.dtmf_listeners.append(digits.append)
+            peer = FakePeer(receiver)
+            for index, start in enumerate(range(0, len(audio), 160)):
+                if index in lost:
+                    peer.sequence += 1
+                    peer.timestamp += 160
+                else:
+                    peer.send(PCMU.encode(audio[start:start + 160]))
+                rig.run(0.02)
+            self.assertEqual([(d.digit, d.source) for d in digits], [("5", "inband")], lost)
+            self.assertEqual(receiver.stats.lost, len(lost))
+
 
 class InboundTests(unittest.TestCase):
     def test_decoded_audio_reaches_consumers_in_order(self):
