@@ -183,6 +183,14 @@ class MediaOperation:
     def __init__(self, stop: Callable[[], None] | None = None):
         self.done: defer.Deferred = defer.Deferred()
         self._stop = stop
+        # ``stop`` is usually a closure over this operation: a reference cycle that,
+        # left standing, only the full collection (which pauses the media clock)
+        # would free. Finished, the operation has nothing left to stop.
+        self.done.addBoth(self._finished)
+
+    def _finished(self, result):
+        self._stop = None
+        return result
 
     def stop(self) -> None:
         if not self.done.called and self._stop is not None:

@@ -1,5 +1,8 @@
 """MediaCall: the Call API over a real RtpSession, fake UDP transports and a task.Clock."""
 
+import gc
+import weakref
+
 import numpy as np
 from twisted.internet import defer, reactor
 from twisted.internet.task import deferLater
@@ -91,6 +94,31 @@ class MediaCallTests(unittest.TestCase):
         sent = b"".join(self.sent_payloads())
         self.assertEqual(sent[:len(expected)], expected)
         self.assertIsNone(self.session.source)
+
+    def test_playbacks_are_freed_without_the_garbage_collector(self):
+        # A playback left in a reference cycle keeps the whole call (session, dialog,
+        # SIP messages) until a full collection, whose pause stops every call's media.
+        operations = []
+        start_play = self.call._start_play
+
+        def start_and_watch(items):
+            operation = start_play(items)
+            operations.append(weakref.ref(operation))
+            return operation
+
+        self.call._start_play = start_and_watch
+        if gc.isenabled():
+            gc.disable()
+            self.addCleanup(gc.enable)
+        finished = self.start(self.call.play([Audio(speech(0.2), "greeting")]))
+        self.rig.run(0.3)
+        barged = self.start(self.call.play(["vm-main-menu"], barge_in=True))
+        self.rig.run(0.2)
+        self.press("1")
+        self.rig.run(0.04)
+        self.assertEqual([finished[0].reason, barged[0].reason], ["finished", "digit"])
+        self.assertEqual(len(operations), 2)
+        self.assertEqual([ref() for ref in operations], [None, None])
 
     def test_language_and_missing_prompt(self):
         self.call.languages = ["es", "en"]
