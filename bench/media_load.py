@@ -13,10 +13,14 @@ Reported for the server process over a measurement window in steady state:
 CPU per session, send-interval deviation from 20 ms (p50, p99, max), packets lost
 and late (more than 40 ms behind the stream's schedule) in both directions, digits
 detected vs sent, memory per session, and sessions per core derived from them.
-The server and this generator are pinned to different cores.
+The server and this generator are pinned to different cores. With ``--churn R``,
+R calls a second are hung up during the window and replaced by new ones (each one
+with no key in flight), so set-up, tear-down and the garbage collector's work are
+measured too, as on a live system where calls come and go.
 
     python3 bench/media_load.py --calls 250,500,1000 --window 30
     python3 bench/media_load.py --calls 1000 --io batched --profile /tmp/server.txt
+    python3 bench/media_load.py --server twistd --calls 1000 --churn 10
 """
 
 import argparse
@@ -90,6 +94,7 @@ class Call:
         self.timestamp = rng.getrandbits(32)
         self.audio_pos = rng.randrange(1000)
         self.next_digit_tick = 0
+        self.last_digit_tick = -10_000
         self.digit_index = index % len(DIGITS)
         self.pending: list[tuple[int, bool, bytes, int | None]] = []  # (pt, marker, payload, event ts)
         self.sent_digits: list[str] = []
@@ -243,6 +248,7 @@ class LoadGenerator:
                 digit = DIGITS[call.digit_index % len(DIGITS)]
                 call.digit_index += 1
                 call.sent_digits.append(digit)
+                call.last_digit_tick = tick_no
                 call.next_digit_tick = tick_no + int(self.args.digit_interval / TICK)
                 if call.rfc4733:
                     call.pending = [(EVENT_PT, marker, payload, call.timestamp)
@@ -360,9 +366,13 @@ class LoadGenerator:
                 self.generator_late_ticks = 0
                 window_start = now
                 window_end = now + args.window
+                next_churn = now + 1.0 / args.churn if args.churn else None
                 on_window("start")
             elif phase == "window" and now >= window_end - 1.0 and self.digits_allowed:
                 self.digits_allowed = False
+            elif phase == "window" and args.churn and now >= next_churn:
+                next_churn = max(next_churn + 1.0 / args.churn, now - 1.0)
+                self.replace_a_call(now)
             elif phase == "window" and now >= window_end:
                 self.measuring = False
                 result["generator_late_ticks"] = self.generator_late_ticks
@@ -373,7 +383,12 @@ class LoadGenerator:
                         call.state = "hanging-up"
                         self.send_bye(call, now)
                 teardown_deadline = now + 10
-            elif phase == "teardown":
+            if phase == "window":
+                for call in self.calls[calls:]:
+                    if call.state == "inviting" and now - call.invite_sent > 1.0 * call.invite_tries:
+                        if call.invite_tries < 5:
+                            self.send_invite(call, now)
+            if phase == "teardown":
                 pending = [c for c in self.calls if c.state == "hanging-up"]
                 for call in pending:
                     if now - call.bye_sent > 1.0 * call.bye_tries and call.bye_tries < 5:
@@ -389,7 +404,27 @@ class LoadGenerator:
                 else:
                     self.drain_rtcp()
         result["window_seconds"] = round(window_end - window_start, 2) if window_start else 0
+        result["replaced"] = len(self.calls) - calls
+        result["answered_total"] = result.get("answered", 0) + sum(
+            1 for c in self.calls[calls:] if c.answered_at)
         return result
+
+    def replace_a_call(self, now: float) -> None:
+        """Churn: hang up the longest-running call that has no key in flight (none
+        sent in the last second, none due in the next) and call in anew."""
+        quiet_ticks = int(1.0 / TICK)
+        for call in sorted((c for c in self.calls if c.state == "up"), key=lambda c: c.answered_at):
+            if (not call.pending and self.tick_no - call.last_digit_tick > quiet_ticks
+                    and call.next_digit_tick - self.tick_no > quiet_ticks):
+                break
+        else:
+            return
+        call.state = "hanging-up"
+        self.send_bye(call, now)
+        fresh = Call(len(self.calls), call.rfc4733, self.rng)
+        self.calls.append(fresh)
+        self.by_call_id[fresh.call_id] = fresh
+        self.send_invite(fresh, now)
 
 
 # --- the server process ------------------------------------------------------------------
@@ -600,7 +635,7 @@ def run_one(args, calls: int) -> dict:
             while time.monotonic() < deadline:
                 if os.path.exists(results_file):
                     with open(results_file) as f:
-                        if sum(1 for _ in f) >= result.get("answered", 0):
+                        if sum(1 for _ in f) >= result.get("answered_total", 0):
                             break
                 time.sleep(0.5)
             stats = {"calls": [], "tick_ms": None, "gc": None, "autogroup": None, "skipped_ticks": None}
@@ -655,6 +690,8 @@ def run_one(args, calls: int) -> dict:
     expected = sum(c.received + c.lost for c in up_calls)
     return {
         "calls": calls, "answered": answered, "server": args.server, "digit_mismatches": mismatches,
+        "churn_per_second": args.churn, "replaced": result.get("replaced", 0),
+        "replacements_answered": result.get("answered_total", answered) - answered,
         "io": args.io if args.server == "bench" else "twistd default (batched)", "setup_seconds": result.get("setup_seconds"),
         "window_seconds": round(t1 - t0, 2),
         "server_cpu_cores": round(cpu_fraction, 3),
@@ -708,6 +745,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", default="1000", help="comma-separated session counts, one run each")
     parser.add_argument("--window", type=float, default=30.0, help="measurement window, seconds")
+    parser.add_argument("--churn", type=float, default=0.0,
+                        help="calls hung up and replaced by new ones per second in the window "
+                             "(0: the same calls throughout)")
     parser.add_argument("--warmup", type=float, default=5.0)
     parser.add_argument("--rate", type=float, default=100.0, help="new calls per second")
     parser.add_argument("--digit-interval", type=float, default=3.0)
