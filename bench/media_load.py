@@ -784,6 +784,8 @@ def main():
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--json", help="append each run's figures to this file")
     args = parser.parse_args()
+    if args.churn < 0:
+        parser.error("--churn must not be negative")
     os.sched_setaffinity(0, {args.load_core})
     if args.nice:
         prioritise(args.nice)
