@@ -6,6 +6,9 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 TESTS  ?= tests
+# two test workers (trial -j): the suite spends much of its time waiting on peers and
+# real time, and one worker per core of the two-core CI machine halves it
+TRIAL_ARGS ?= --jobs=2
 
 .PHONY: run test setup clean-venv
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import random
 import shutil
 import socket
 import sys
@@ -25,6 +26,37 @@ POSTGRES_DSN = os.environ.get("PORTAUM_TEST_POSTGRES", "").strip()
 REQUIRE_PEERS = os.environ.get("PORTAUM_REQUIRE_PEERS") == "1"
 
 _test_database: str | None = None
+
+
+#: Ports the tests hand to servers and peers: below the kernel's ephemeral range
+#: (32768-60999 by default), so that no socket bound to port 0 and no outgoing
+#: connection, in this process or in another test worker (``trial -j``), is given one
+#: between the probe and the bind. Above the media engine's default RTP range start.
+TEST_PORTS = (14000, 20000)
+_ports = random.Random()
+
+
+def free_port(kind=socket.SOCK_DGRAM, both: bool = False, count: int = 1) -> int:
+    """A port free on 127.0.0.1 for ``kind`` (and, with ``both``, for TCP and UDP); with
+    ``count`` above 1, the first (even) of that many consecutive free ports."""
+    kinds = (socket.SOCK_DGRAM, socket.SOCK_STREAM) if both else (kind,)
+    low, high = TEST_PORTS
+    for _ in range(1000):
+        first = _ports.randrange(low, high - count) & ~(1 if count > 1 else 0)
+        held = []
+        try:
+            for port in range(first, first + count):
+                for each in kinds:
+                    probe = socket.socket(socket.AF_INET, each)
+                    held.append(probe)
+                    probe.bind(("127.0.0.1", port))
+            return first
+        except OSError:
+            continue
+        finally:
+            for probe in held:
+                probe.close()
+    raise RuntimeError(f"no {count} free port(s) in {low}-{high}")
 
 
 def require_peer(name: str, available: bool, why: str = "") -> None:

@@ -16,6 +16,7 @@ from twisted.internet import defer, threads
 from twisted.trial import unittest
 
 from tests.support import POSTGRES_DSN, postgres_test_dsn, _truncate_all
+from tests.support import free_port as support_free_port
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TWISTD = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
@@ -23,9 +24,7 @@ ADMIN = [sys.executable, "-m", "portaum_tx.admin"]
 
 
 def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+    return support_free_port(socket.SOCK_STREAM)
 
 
 class Process:
@@ -119,6 +118,9 @@ class TapTestsMixin:
         self.assertEqual(len(collector["collections"]), 3)
         self.assertGreater(collector["frozen"], 10000)
         self.assertEqual(len(collector["max_pause_ms"]), 3)
+        # and each full collection's survivors too, with an hourly thaw ([rtp] gc_freeze)
+        self.assertEqual(collector["survivor_freeze"]["thaw_interval_s"], 3600.0)
+        self.assertEqual(collector["survivor_freeze"]["thaws"], 0)
         # Provisioning while the server runs, against the same store.
         for command in (["customer", "add", "Smart Calls, Ltd."],
                         ["account", "add", "12065557777", "--customer", "Smart Calls, Ltd.",

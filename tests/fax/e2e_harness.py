@@ -27,13 +27,11 @@ from portaum_tx.sip.frontend import SipFrontend
 from portaum_tx.sip.transport import SipTransport, UdpEndpoint
 from portaum_tx.sip.ua import UserAgent
 from tests.fax.faxpeer import AudioSender, T38Sender
+from tests.support import free_port
 
 
 def _free_udp_port() -> int:
-    import socket
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return free_port()
 
 
 def _port_base(offset: int) -> int:

@@ -12,7 +12,6 @@ runs out.
 
 import os
 import shutil
-import socket
 import tempfile
 import wave
 
@@ -27,7 +26,7 @@ from portaum_tx.rtp.recorder import Recorder, RecordingSettings
 from portaum_tx.sip.transport import SipTransport, UdpEndpoint
 from portaum_tx.sip.ua import UserAgent
 
-from tests.support import require_peer
+from tests.support import free_port, require_peer
 
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
 SPEECH = os.path.join(DATA, "alsa_voices_8k.wav")
@@ -58,23 +57,7 @@ module_app\t\tmenu.so
 
 def free_udp_port(count: int = 1) -> int:
     """The first of ``count`` consecutive UDP ports free on 127.0.0.1 (even when count > 1)."""
-    for _ in range(200):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-            probe.bind(("127.0.0.1", 0))
-            base = probe.getsockname()[1] & ~1
-        held = []
-        try:
-            for port in range(base, base + count):
-                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-                held.append(s)
-                s.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in held:
-                s.close()
-    raise RuntimeError("no free UDP port range on 127.0.0.1")
+    return free_port(count=count)
 
 
 def read_wav(path: str) -> np.ndarray:

@@ -11,24 +11,9 @@ from twisted.internet import defer, protocol, reactor
 
 from portaum_tx.config import load_config
 from portaum_tx.sip.frontend import SipFrontend
+from tests.support import free_port
 
 SCENARIOS = os.path.join(os.path.dirname(__file__), "scenarios")
-
-
-def free_port(kind=socket.SOCK_DGRAM, both=False) -> int:
-    """A port free for UDP (and, with ``both``, for TCP too) on 127.0.0.1."""
-    while True:
-        with socket.socket(socket.AF_INET, kind) as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        if not both:
-            return port
-        try:
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
-                t.bind(("127.0.0.1", port))
-            return port
-        except OSError:
-            continue
 
 
 def free_port_for_phone() -> int:

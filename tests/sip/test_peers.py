@@ -26,6 +26,7 @@ from portaum_tx.sip.sdp import (
 )
 from portaum_tx.sip.transaction import TransactionLayer, TwoXXRetransmitter, new_branch
 from portaum_tx.sip.validate import check_request
+from tests.support import free_port
 
 PEERS = os.path.join(os.path.dirname(__file__), "data", "peers")
 LOCAL = LocalCapabilities("127.0.0.1", 40000)
@@ -164,12 +165,6 @@ class SippProcess(protocol.ProcessProtocol):
 
     def processEnded(self, reason):
         self.done.callback(reason.value.exitCode)
-
-
-def free_port(kind):
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class LiveSipp(unittest.TestCase):
