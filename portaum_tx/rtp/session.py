@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ipaddress
 import random
+import weakref
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Protocol
 
@@ -102,19 +103,26 @@ class MediaConsumer(Protocol):
 
 
 class _RtpPort(DatagramProtocol):
+    # The session holds the port and the port its protocol: a strong reference back
+    # would be a cycle keeping every ended call until a full collection.
     def __init__(self, session: "RtpSession"):
-        self.session = session
+        self._session = weakref.ref(session)
+
+    @property
+    def session(self):
+        return self._session()
 
     def datagramReceived(self, data, addr):
-        self.session.rtp_received(data, addr)
+        session = self._session()
+        if session is not None:
+            session.rtp_received(data, addr)
 
 
-class _RtcpPort(DatagramProtocol):
-    def __init__(self, session: "RtpSession"):
-        self.session = session
-
+class _RtcpPort(_RtpPort):
     def datagramReceived(self, data, addr):
-        self.session.rtcp_received(data, addr)
+        session = self._session()
+        if session is not None:
+            session.rtcp_received(data, addr)
 
 
 @dataclass
@@ -302,6 +310,12 @@ class RtpSession(StreamState):
             listener(self, reason)
         self._source = None
         self.consumers = []
+        # Nothing more will be heard; listeners are usually methods of the objects that
+        # hold this session, and kept they would be reference cycles.
+        self.close_listeners = []
+        self.dtmf_listeners = []
+        self.fax_listeners = []
+        self.dead_peer_listeners = []
 
     @property
     def source(self) -> MediaSource | None:

@@ -10,6 +10,8 @@ far end does (BYE, CANCEL, SIP INFO DTMF) to the Call.  No SIP message is visibl
 
 from __future__ import annotations
 
+import functools
+import weakref
 from typing import Optional
 
 from twisted.internet import defer
@@ -50,7 +52,16 @@ class SipSignalling:
         self.ua = ua
         self.make_leg = make_leg        # (OutgoingSession, destination, caller_id) -> SipCall
         self.use_refer = use_refer
-        self.call: Optional["SipCall"] = None
+        self._call = None
+
+    @property
+    def call(self) -> Optional["SipCall"]:
+        # weakly: the call holds its signalling, and a reference back would be a cycle
+        return self._call() if self._call is not None else None
+
+    @call.setter
+    def call(self, call: Optional["SipCall"]) -> None:
+        self._call = weakref.ref(call) if call is not None else None
 
     async def answer(self) -> None:
         if isinstance(self.invite, IncomingSession):
@@ -133,7 +144,8 @@ class SipCall(MediaCall):
         self.sip = invite
         self.ua = ua
         self._prompt_cache = prompt_cache if prompt_cache is not None else {}
-        signalling = SipSignalling(invite, ua, self._make_leg, use_refer)
+        signalling = SipSignalling(invite, ua, functools.partial(SipCall._leg, ua, prompts,
+                                                                 self._prompt_cache), use_refer)
         super().__init__(ua.clock, invite.rtp, prompts, signalling,
                          prompt_cache=self._prompt_cache, call_id=invite.call_id, **identity)
         signalling.call = self
@@ -156,10 +168,12 @@ class SipCall(MediaCall):
         call.answered = True
         return call
 
-    def _make_leg(self, session: OutgoingSession, destination: str,
-                  caller_id: Optional[str]) -> "SipCall":
-        leg = SipCall(session, self.ua, self.prompts, prompt_cache=self._prompt_cache,
-                      calling=caller_id or "", called=destination)
+    @staticmethod
+    def _leg(ua, prompts, prompt_cache: dict, session: OutgoingSession, destination: str,
+             caller_id: Optional[str]) -> "SipCall":
+        # not a method of the call: the signalling keeps it, and the call its signalling
+        leg = SipCall(session, ua, prompts, prompt_cache=prompt_cache, calling=caller_id or "",
+                  called=destination)
         leg.answered = True
         return leg
 

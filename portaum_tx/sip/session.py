@@ -253,6 +253,12 @@ class InviteSession:
                 listener(reason)
             except Exception:
                 log.failure("hang-up listener failed")
+        # Told once; the listeners are mostly methods of the call holding this session,
+        # which kept would be reference cycles.
+        self.on_ended = []
+        self.on_dtmf = []
+        self.on_media = []
+        self.on_refer_progress = []
         if self.rtp is not None:
             try:
                 self.rtp.close("hangup")
@@ -597,6 +603,12 @@ class IncomingSession(InviteSession):
                                         ("Referred-By", "<%s>" % self.dialog.local.uri)])
         d.addCallback(refer_answered)
         return result
+
+
+    def _end(self, reason: str, send_bye: bool = False) -> None:
+        super()._end(reason, send_bye)
+        # the UA sends the INVITE transaction's transport failures here
+        self.transaction.on_transport_error = None
 
 
 class OutgoingSession(InviteSession):

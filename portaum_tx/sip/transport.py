@@ -289,6 +289,7 @@ class StreamConnection(protocol.Protocol):
 
     def connectionLost(self, reason=protocol.connectionDone):
         self.closed = True
+        self.framer.on_keepalive = None  # a method of this connection: a reference cycle
         if self._idle_timer is not None and self._idle_timer.active():
             self._idle_timer.cancel()
         self.sip.connection_lost(self)

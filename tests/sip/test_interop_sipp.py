@@ -159,3 +159,60 @@ def _sleep(seconds):
     d = defer.Deferred()
     reactor.callLater(seconds, d.callback, None)
     return d
+
+
+class CallsLeaveNoCycle(unittest.TestCase):
+    """A call's whole life through the SIP front end leaves nothing for the garbage
+    collector: once the call and its transactions are over, reference counting alone
+    has freed the call, its RTP session and its SIP session. The server freezes the
+    survivors of each full collection ([rtp] gc_freeze), so a cycle among a call's
+    objects would otherwise wait for the hourly thaw."""
+
+    timeout = 60
+
+    def setUp(self):
+        self.sipp = sipp_binary()
+        require_peer("SIPp (Debian package sip-tester)", self.sipp is not None)
+
+    async def test_a_call_is_freed_by_reference_counting(self):
+        import dataclasses
+        import gc
+        import weakref
+
+        import numpy as np
+
+        from portaum_tx.ivr.call import Audio, CallHungUp
+
+        watched = []
+        tone = Audio((np.sin(np.arange(16000) * 2 * np.pi * 440 / 8000) * 8000).astype(np.int16),
+                     "tone")
+
+        async def play_until_hung_up(call):
+            watched.extend(weakref.ref(o) for o in (call, call.session, call.sip, call.player))
+            await call.answer()
+            try:
+                while True:
+                    await call.play([tone], barge_in=True)
+            except CallHungUp:
+                pass
+
+        server = await LiveFrontend(play_until_hung_up).start()
+        self.addCleanup(lambda: defer.ensureDeferred(server.stop()))
+        layer = server.frontend.ua.layer
+        layer.timers = dataclasses.replace(layer.timers, t1=0.01)  # Timer L and the like: 0.64 s
+        gc.collect()
+        gc.disable()
+        self.addCleanup(gc.enable)
+        process = spawn([self.sipp, "-sn", "uac", "127.0.0.1:%d" % server.port, "-s", "800",
+                         "-m", "1", "-d", "1500", "-nostdin", "-i", "127.0.0.1",
+                         "-p", str(free_port(both=True)), "-t", "t1", "-timeout", "30s",
+                         "-timeout_error"])
+        self.assertEqual(await process.done, 0, process.summary())
+        for _ in range(100):
+            if not (server.frontend.calls or server.frontend.ua.active_calls or layer._server
+                    or layer._client):
+                break
+            await _sleep(0.05)
+        self.assertEqual(len(watched), 4)
+        self.assertEqual([ref() for ref in watched], [None] * 4)
+        self.assertEqual(gc.collect(), 0)  # nor anything else of the call
