@@ -83,6 +83,13 @@ def _seconds(text: str) -> float:
     return float(match.group(1)) * scale
 
 
+def _positive_seconds(text: str) -> float:
+    value = _seconds(text)
+    if value <= 0:
+        raise ValueError(f"expected a duration above 0, got {text!r}")
+    return value
+
+
 def parse_size(text: str) -> int:
     """A size in bytes: ``1048576``, ``512K``, ``100M``, ``2G``."""
     match = re.fullmatch(r"\s*(\d+)\s*([kKmMgG]?)[bB]?\s*", text)
@@ -182,6 +189,14 @@ SECTIONS: dict[str, tuple[Option, ...]] = {
              "pause of the server does not reach callers listening to a prompt; a key press "
              "that interrupts the prompt takes back what was not yet due, so it adds no "
              "delay (0 or at most send_ahead: off; see bench/README.md before turning it on)"),
+        _opt("gc_freeze", _bool, "yes",
+             "after each full garbage collection, keep what survived it out of the next one, "
+             "so that the collector's pause, which stops every call's media, grows with what "
+             "is new rather than with the calls in progress"),
+        _opt("gc_thaw_interval", _positive_seconds, "1h",
+             "with gc_freeze, how often everything kept out goes through one full collection "
+             "again, to reclaim reference cycles among old objects (one pause as long as a "
+             "full collection without gc_freeze; /health gc shows what it reclaimed)"),
     ),
     "imap": (
         _opt("listen_address", _str, "0.0.0.0", "address IMAP listens on"),

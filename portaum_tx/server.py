@@ -29,7 +29,7 @@ from twisted.internet import defer, error, protocol
 from twisted.logger import Logger
 
 from .config import Config
-from .gcstats import CollectorPauses
+from .gcstats import CollectorPauses, SurvivorFreezer
 
 log = Logger()
 
@@ -90,6 +90,7 @@ class Node:
     background: Any = None       # ivr.apps.BackgroundWork: work outliving its call
     fax_unavailable: str | None = None  # why fax reception is off, None when it is on
     collector: Any = None        # gcstats.CollectorPauses: the garbage collector's pauses
+    freezer: Any = None          # gcstats.SurvivorFreezer, with [rtp] gc_freeze
 
 
 def default_frontends() -> list:
@@ -237,6 +238,9 @@ class PortaumService(service.MultiService):
         gc.freeze()
         node.collector = CollectorPauses()
         node.collector.install()
+        if self.config.rtp.gc_freeze:
+            node.freezer = SurvivorFreezer(self.reactor, self.config.rtp.gc_thaw_interval)
+            node.freezer.start()
         log.info("portaum node {name} ready on {engine} (schema {version}); listening: {ports}",
                  name=node.name, engine=store.engine_name, version=store.schema_version,
                  ports=", ".join(f"{s.label} {s.transport}/{s.port}" for _, s, _ in self._gates.values()))
@@ -301,3 +305,5 @@ class PortaumService(service.MultiService):
             await self.node.store.close()
             if self.node.collector is not None:
                 self.node.collector.uninstall()
+            if self.node.freezer is not None:
+                self.node.freezer.stop()

@@ -73,6 +73,8 @@ class ConfigTests(unittest.TestCase):
         self.assertError("[rtp]\nprompt_ahead = 2020\n",
                          "{path}:2: [rtp] prompt_ahead: expected 0-2000 ms in steps of 20 "
                          "(the media tick), got '2020'")
+        self.assertError("[rtp]\ngc_thaw_interval = 0s\n",
+                         "{path}:2: [rtp] gc_thaw_interval: expected a duration above 0, got '0s'")
 
     def test_syntax_errors(self):
         self.assertError("[sip\n", "{path}:1: malformed section header '[sip'")

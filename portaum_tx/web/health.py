@@ -47,6 +47,8 @@ class HealthResource(resource.Resource):
             body["media"] = media.status()
         if node.collector is not None:
             body["gc"] = node.collector.status()
+            if getattr(node, "freezer", None) is not None:
+                body["gc"]["survivor_freeze"] = node.freezer.status()
         try:
             await node.store.settings.get_setting("cluster_secret")
         except Exception as exc:
