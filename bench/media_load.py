@@ -518,7 +518,7 @@ def start_twistd(args) -> tuple[subprocess.Popen, str, int]:
                 "rtp.port_min=40000", "rtp.port_max=49999",
                 "web.port=%d" % web_port, "web.listen_address=127.0.0.1",
                 "rtp.send_ahead=%d" % args.send_ahead,
-                "rtp.prompt_ahead=%d" % args.prompt_ahead] + ["%s=0" % o for o in OFF]
+                "rtp.prompt_ahead=%d" % args.prompt_ahead] + ["%s=0" % o for o in OFF] + args.server_set
     overrides = [item for setting in settings for item in ("--set", setting)]
     env = dict(os.environ, PYTHONPATH=os.path.join(HERE, ".."))
     subprocess.run([sys.executable, "-m", "portaum_tx.admin", *overrides, "access-number", "add",
@@ -572,6 +572,8 @@ def media_in_window(start: dict | None, end: dict | None) -> dict | None:
         window["gc_collections"] = [b - a for a, b in zip(start["gc"]["collections"], end["gc"]["collections"])]
         window["gc_full_pause_ms"] = [round(b - a, 1) for a, b in zip(start["gc"]["total_pause_ms"], end["gc"]["total_pause_ms"])][2]
         window["gc_max_pause_ms_since_start"] = end["gc"]["max_pause_ms"]
+        window["gc_frozen_at_end"] = end["gc"].get("frozen")
+        window["gc_survivor_freezes"] = end["gc"].get("survivor_freeze", {}).get("freezes")
     return window
 
 
@@ -714,7 +716,7 @@ def run_one(args, calls: int) -> dict:
         "server_send_start_late_ms": stats.get("send_start_late_ms"), "server_gc": stats["gc"], "server_autogroup": stats["autogroup"], "server_skipped_ticks": stats["skipped_ticks"],
         "generator_late_ticks": result.get("generator_late_ticks"),
         "sip_errors": generator.sip_errors,
-        "realtime": args.realtime, "send_ahead_ms": args.send_ahead, "prompt_ahead_ms": args.prompt_ahead, "server_pacer": stats.get("pacer"), "twistd_media": media_in_window(media_marks.get("start"), media_marks.get("end")), "gc_freeze": args.gc_freeze, "cpu_pressure_before": pressure_before, "cpu_pressure_after": pressure_after,
+        "realtime": args.realtime, "send_ahead_ms": args.send_ahead, "prompt_ahead_ms": args.prompt_ahead, "server_pacer": stats.get("pacer"), "twistd_media": media_in_window(media_marks.get("start"), media_marks.get("end")), "gc_freeze": args.gc_freeze, "server_set": args.server_set, "cpu_pressure_before": pressure_before, "cpu_pressure_after": pressure_after,
     }
 
 
@@ -773,6 +775,8 @@ def main():
     parser.add_argument("--prompt-ahead", type=int, default=0,
                         help="ms of prompt audio the server prepares ahead ([rtp] prompt_ahead, "
                              "0 by default; at most --send-ahead: none)")
+    parser.add_argument("--server-set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                        help="twistd: one more --set for the server (repeatable), e.g. rtp.gc_freeze=no")
     parser.add_argument("--gc-freeze", action="store_true",
                         help="experiment: gc.freeze() in the bench server once the calls are up")
     parser.add_argument("--quiet", type=float, default=15.0,
