@@ -107,10 +107,6 @@ class SurvivorFreezer:
         self.reclaimed_at_last_thaw: int | None = None
         self._thaw_call = None
 
-    @property
-    def running(self) -> bool:
-        return self._thaw_call is not None
-
     def start(self) -> None:
         if self._callback not in self._gc.callbacks:
             self._gc.callbacks.append(self._callback)
