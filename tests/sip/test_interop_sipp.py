@@ -174,7 +174,13 @@ class CallsLeaveNoCycle(unittest.TestCase):
         self.sipp = sipp_binary()
         require_peer("SIPp (Debian package sip-tester)", self.sipp is not None)
 
-    async def test_a_call_is_freed_by_reference_counting(self):
+    def test_a_call_over_tcp_is_freed_by_reference_counting(self):
+        return defer.ensureDeferred(self.call_and_check("t1"))
+
+    def test_a_call_over_udp_is_freed_by_reference_counting(self):
+        return defer.ensureDeferred(self.call_and_check("u1"))
+
+    async def call_and_check(self, transport):
         import dataclasses
         import gc
         import weakref
@@ -205,7 +211,7 @@ class CallsLeaveNoCycle(unittest.TestCase):
         self.addCleanup(gc.enable)
         process = spawn([self.sipp, "-sn", "uac", "127.0.0.1:%d" % server.port, "-s", "800",
                          "-m", "1", "-d", "1500", "-nostdin", "-i", "127.0.0.1",
-                         "-p", str(free_port(both=True)), "-t", "t1", "-timeout", "30s",
+                         "-p", str(free_port(both=True)), "-t", transport, "-timeout", "30s",
                          "-timeout_error"])
         self.assertEqual(await process.done, 0, process.summary())
         for _ in range(100):
