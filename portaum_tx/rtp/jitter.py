@@ -20,7 +20,7 @@ FRAME_IDLE = 2  # nothing to play (not started, silence suppression, peer gone)
 class PyJitterBuffer:
     def __init__(self, silence_byte: int, frame_samples: int = 160, depth_frames: int = 2,
                  max_packets: int = 64, resync_after_idle: int = 3, excess_frames: int = 3,
-                 excess_pops: int = 50):
+                 excess_pops: int = 50, max_hold_frames: int = 5):
         self.frame_samples = frame_samples
         self.depth_frames = depth_frames
         self.max_packets = max_packets
@@ -42,6 +42,14 @@ class PyJitterBuffer:
         self._excess_limit = (depth_frames + excess_frames) * frame_samples
         self._excess_pops = excess_pops
         self._excess_run = 0
+        # When the buffer runs dry, the sender is either late (its path got slower, or
+        # it skipped a beat and carries on from where it was) or silent. The play-out
+        # waits for it for up to max_hold_frames, so that a late packet is still played
+        # (one frame of delay more) rather than dropped; if nothing comes, it was a
+        # pause, and the play-out moves back onto the sender's timeline.
+        self.max_hold_frames = max_hold_frames
+        self._held = 0
+        self.held_frames = 0
 
     def set_silence_byte(self, silence_byte: int) -> None:
         """The codec changed (re-INVITE): what was buffered belongs to the old one."""
@@ -60,6 +68,7 @@ class PyJitterBuffer:
         self._highest_end = timestamp
         self._delay = self.depth_frames
         self._idle_pops = 0
+        self._held = 0
         self.resyncs += 1
 
     def push(self, timestamp: int, payload: bytes) -> None:
@@ -70,6 +79,13 @@ class PyJitterBuffer:
         relative = (timestamp - self._next) & 0xFFFFFFFF
         if relative >= 0x80000000:
             relative -= 1 << 32
+        if self._held and relative >= self.frame_samples:
+            # The play-out is waiting for a packet that has not come, and a later one
+            # has: what it waited for was lost, not late. Back onto the sender's timeline.
+            skipped = min(self._held, relative // self.frame_samples)
+            self._held -= skipped
+            self._next += skipped * self.frame_samples
+            relative -= skipped * self.frame_samples
         if relative < 0 and self._delay > 0 and -relative <= self.depth_frames * self.frame_samples:
             # still filling: a reordered earlier packet moves the start back
             self._next += relative
@@ -109,6 +125,16 @@ class PyJitterBuffer:
                 start = self._next
         else:
             self._excess_run = 0
+        if not self._packets:
+            self._idle_pops += 1
+            if self._idle_pops <= self.max_hold_frames:
+                self._held += 1
+                self.held_frames += 1
+                return self._silence, FRAME_IDLE
+            self._next = start + (self._held + 1) * size
+            self._held = 0
+            return self._silence, FRAME_IDLE
+        self._held = 0
         self._next = start + size
         payload = self._packets.pop(start, None)
         if payload is not None and len(payload) == size:
@@ -116,9 +142,6 @@ class PyJitterBuffer:
             return payload, FRAME_AUDIO
         if payload is not None:
             self._packets[start] = payload
-        if not self._packets:
-            self._idle_pops += 1
-            return self._silence, FRAME_IDLE
         frame = bytearray(self._silence)
         covered = 0
         end = start + size

@@ -104,6 +104,51 @@ class JitterBufferTestsMixin:
         buffer.push(320, frame(2))  # so this one is merely late, not a restart
         self.assertEqual((buffer.late, buffer.resyncs), (1, 1))
 
+    def test_a_late_sender_is_waited_for(self):
+        # The sender skips a beat and carries on where it was: from then on every
+        # packet comes a frame later. The play-out waits a frame instead of dropping
+        # the stream's next packets as late and starting over.
+        buffer = self.JitterBuffer(0xFF, depth_frames=0)
+        buffer.push(0, frame(0))
+        buffer.push(160, frame(1))
+        self.assertEqual(self.drain(buffer, 2), [(frame(0), FRAME_AUDIO), (frame(1), FRAME_AUDIO)])
+        played = [buffer.pop()]  # packet 2 is not there yet
+        for n in range(2, 8):
+            buffer.push(160 * n, frame(n))
+            played.append(buffer.pop())
+        self.assertEqual(played, [(b"\xff" * 160, FRAME_IDLE)] + [(frame(n), FRAME_AUDIO) for n in range(2, 8)])
+        self.assertEqual((buffer.late, buffer.resyncs, buffer.held_frames), (0, 1, 1))
+
+    def test_a_wait_is_given_back_when_the_packets_were_lost(self):
+        # Packets 2 and 3 never come; 4 does, on time: the wait ends and 4 plays when
+        # it would have played had nothing been held, as does all that follows.
+        buffer = self.JitterBuffer(0xFF, depth_frames=0)
+        buffer.push(0, frame(0))
+        buffer.push(160, frame(1))
+        self.drain(buffer, 2)
+        self.assertEqual([s for _, s in self.drain(buffer, 2)], [FRAME_IDLE, FRAME_IDLE])
+        for n in range(4, 8):
+            buffer.push(160 * n, frame(n))
+            self.assertEqual(buffer.pop(), (frame(n), FRAME_AUDIO))
+        self.assertEqual((buffer.late, buffer.resyncs, buffer.held_frames), (0, 1, 2))
+
+    def test_a_pause_longer_than_the_hold_keeps_the_sender_timeline(self):
+        buffer = self.JitterBuffer(0xFF, depth_frames=0, max_hold_frames=3, resync_after_idle=100)
+        buffer.push(0, frame(0))
+        self.drain(buffer, 1)
+        self.assertEqual({s for _, s in self.drain(buffer, 9)}, {FRAME_IDLE})
+        self.assertEqual(buffer._next, 160 * 10)  # 3 frames held, then given back
+        buffer.push(160 * 10, frame(10))  # silence suppression ends on time
+        self.assertEqual(buffer.pop(), (frame(10), FRAME_AUDIO))
+        self.assertEqual(buffer.held_frames, 3)
+
+    def test_no_hold_when_asked_for_none(self):
+        buffer = self.JitterBuffer(0xFF, depth_frames=0, max_hold_frames=0)
+        buffer.push(0, frame(0))
+        self.drain(buffer, 2)
+        buffer.push(160, frame(1))  # a frame late: dropped, as it was played as idle
+        self.assertEqual((buffer.late, buffer.held_frames), (1, 0))
+
     def test_fast_sender_does_not_grow_the_delay(self):
         buffer = self.JitterBuffer(0xFF, depth_frames=2)
         timestamp = 0
@@ -297,11 +342,12 @@ JITTER_SETTINGS = st.fixed_dictionaries({
     "resync_after_idle": st.integers(0, 4),
     "excess_frames": st.integers(0, 3),
     "excess_pops": st.integers(1, 6),
+    "max_hold_frames": st.integers(0, 6),
 })
 # the private ones too: the C types expose them read-only so that a difference shows
 # where it arises rather than frames later
 JITTER_FIELDS = ("late", "overflows", "resyncs", "dropped_frames", "buffered_packets", "_next", "_highest_end",
-                 "_delay", "_idle_pops", "_excess_run", "_packets")
+                 "_delay", "_idle_pops", "_excess_run", "_packets", "held_frames", "_held")
 STATISTICS_FIELDS = ("ssrc", "clock_rate", "base_seq", "max_seq", "bad_seq", "cycles", "received",
                      "received_prior", "expected_prior", "probation", "jitter",
                      "valid", "extended_max", "expected", "lost",

@@ -41,6 +41,9 @@ typedef struct {
     long long idle_pops;
     long long excess_run;
     long long excess_pops;
+    long long max_hold_frames;
+    long long held;         /* frames the play-out has waited, in this underrun */
+    long long held_frames;  /* all of them, ever */
     /* products jitter.py computes per call, fixed here because their factors are
      * read-only attributes */
     long long depth_samples;
@@ -187,6 +190,7 @@ resync(JitterBuffer *self, int64_t timestamp)
     self->highest_end = timestamp;
     self->delay = self->depth_frames;
     self->idle_pops = 0;
+    self->held = 0;
     self->resyncs++;
 }
 
@@ -212,6 +216,16 @@ rtpcore_jitter_push(PyObject *jitter, uint32_t timestamp, PyObject *payload)
     /* _next may be negative or beyond 32 bits; only its low 32 bits matter here */
     uint32_t offset = timestamp - (uint32_t)(uint64_t)self->next;
     int64_t relative = offset >= 0x80000000u ? (int64_t)offset - ((int64_t)1 << 32) : (int64_t)offset;
+    if (self->held && relative >= self->frame_samples) {
+        /* what the play-out is waiting for was lost, not late: back onto the
+         * sender's timeline */
+        long long skipped = relative / self->frame_samples;
+        if (skipped > self->held)
+            skipped = self->held;
+        self->held -= skipped;
+        self->next += skipped * self->frame_samples;
+        relative -= skipped * self->frame_samples;
+    }
     if (relative < 0 && self->delay > 0 && -relative <= self->depth_samples) {
         self->next += relative;
         relative = 0;
@@ -331,8 +345,22 @@ rtpcore_jitter_pop(PyObject *jitter, int *status)
     }
     else
         self->excess_run = 0;
+    if (self->count == 0) {
+        /* dry: wait for a late sender (jitter.py says why), then give the wait back */
+        self->idle_pops++;
+        *status = FRAME_IDLE;
+        if (self->idle_pops <= self->max_hold_frames) {
+            self->held++;
+            self->held_frames++;
+            return Py_NewRef(self->silence);
+        }
+        self->next = start + (self->held + 1) * self->frame_samples;
+        self->held = 0;
+        return Py_NewRef(self->silence);
+    }
+    self->held = 0;
     self->next = start + self->frame_samples;
-    if (self->count > 0) {
+    {
         Py_ssize_t i = self->packets[0].start == start ? 0 : lower_bound(self, start);
         if (i < self->count && self->packets[i].start == start
                 && PyBytes_GET_SIZE(self->packets[i].data) == self->frame_samples) {
@@ -344,11 +372,6 @@ rtpcore_jitter_pop(PyObject *jitter, int *status)
             return payload;
         }
     }
-    if (self->count == 0) {
-        self->idle_pops++;
-        *status = FRAME_IDLE;
-        return Py_NewRef(self->silence);
-    }
     return assemble(self, start, status);
 }
 
@@ -356,14 +379,16 @@ static int
 JitterBuffer_init(JitterBuffer *self, PyObject *args, PyObject *kwds)
 {
     static char *kwlist[] = {"silence_byte", "frame_samples", "depth_frames", "max_packets",
-                             "resync_after_idle", "excess_frames", "excess_pops", NULL};
+                             "resync_after_idle", "excess_frames", "excess_pops",
+                             "max_hold_frames", NULL};
     PyObject *silence_byte;
     long long frame_samples = 160, depth_frames = 2, max_packets = 64, resync_after_idle = 3;
-    long long excess_frames = 3, excess_pops = 50;
+    long long excess_frames = 3, excess_pops = 50, max_hold_frames = 5;
     long long depth_samples, window_samples, excess_depth, excess_limit;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|LLLLLL:JitterBuffer", kwlist, &silence_byte,
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|LLLLLLL:JitterBuffer", kwlist, &silence_byte,
                                      &frame_samples, &depth_frames, &max_packets,
-                                     &resync_after_idle, &excess_frames, &excess_pops))
+                                     &resync_after_idle, &excess_frames, &excess_pops,
+                                     &max_hold_frames))
         return -1;
     if (frame_samples < 1 || frame_samples > PY_SSIZE_T_MAX) {
         PyErr_SetString(PyExc_ValueError, "frame_samples must be at least 1");
@@ -396,6 +421,9 @@ JitterBuffer_init(JitterBuffer *self, PyObject *args, PyObject *kwds)
     self->dropped_frames = 0;
     self->excess_pops = excess_pops;
     self->excess_run = 0;
+    self->max_hold_frames = max_hold_frames;
+    self->held = 0;
+    self->held_frames = 0;
     self->depth_samples = depth_samples;
     self->window_samples = window_samples;
     self->excess_limit = excess_limit;
@@ -549,6 +577,10 @@ static PyMemberDef JitterBuffer_members[] = {
     {"_delay", T_LONGLONG, offsetof(JitterBuffer, delay), READONLY, NULL},
     {"_idle_pops", T_LONGLONG, offsetof(JitterBuffer, idle_pops), READONLY, NULL},
     {"_excess_run", T_LONGLONG, offsetof(JitterBuffer, excess_run), READONLY, NULL},
+    {"max_hold_frames", T_LONGLONG, offsetof(JitterBuffer, max_hold_frames), READONLY, NULL},
+    {"_held", T_LONGLONG, offsetof(JitterBuffer, held), READONLY, NULL},
+    {"held_frames", T_LONGLONG, offsetof(JitterBuffer, held_frames), 0,
+     "frames played as silence while waiting for a late sender"},
     {NULL},
 };
 
