@@ -49,8 +49,16 @@ async def media_bench(call, context, options):
     except CallHungUp:
         pass
     finally:
+        del call.digit_received  # the wrapper holds the call: a cycle to break
         path = options.get("results")
         if path:
             with open(path, "a") as f:
+                jitter = call.session.jitter if call.session else None
                 f.write(json.dumps({"call_id": call.call_id, "digits": "".join(heard),
-                                    "reported": "".join(raw)}) + "\n")
+                                    "reported": "".join(raw),
+                                    "jitter": jitter and {"late": jitter.late,
+                                                          "resyncs": jitter.resyncs,
+                                                          "overflows": jitter.overflows,
+                                                          "dropped_frames": jitter.dropped_frames,
+                                                          "held_frames": jitter.held_frames}})
+                        + "\n")

@@ -572,6 +572,7 @@ def media_in_window(start: dict | None, end: dict | None) -> dict | None:
         window["gc_collections"] = [b - a for a, b in zip(start["gc"]["collections"], end["gc"]["collections"])]
         window["gc_full_pause_ms"] = [round(b - a, 1) for a, b in zip(start["gc"]["total_pause_ms"], end["gc"]["total_pause_ms"])][2]
         window["gc_max_pause_ms_since_start"] = end["gc"]["max_pause_ms"]
+        window["gc_collected"] = end["gc"]["collected"] - start["gc"]["collected"]
         window["gc_frozen_at_end"] = end["gc"].get("frozen")
         window["gc_survivor_freezes"] = end["gc"].get("survivor_freeze", {}).get("freezes")
     return window
@@ -683,15 +684,22 @@ def run_one(args, calls: int) -> dict:
         missing += len(want) - match
         extra += len(heard) - match
         if want != heard and len(mismatches) < 8:
-            mismatches.append({"call_id": call.call_id, "sent": want, "heard": heard})
+            mismatches.append({"call_id": call.call_id, "sent": want, "heard": heard,
+                               "reported": record.get("reported") if record else None,
+                               "jitter": record.get("jitter") if record else None})
         kind = by_kind["rfc4733" if call.rfc4733 else "inband"]
         kind[0] += len(want)
         kind[1] += match
+    jitter_totals = {}
+    for record in stats["calls"]:
+        for key, value in (record.get("jitter") or {}).items():
+            jitter_totals[key] = jitter_totals.get(key, 0) + value
     inbound_lost = sum(c["lost"] for c in stats["calls"]) if results_file is None else None
     inbound_late = sum(c["late"] for c in stats["calls"]) if results_file is None else None
     expected = sum(c.received + c.lost for c in up_calls)
     return {
         "calls": calls, "answered": answered, "server": args.server, "digit_mismatches": mismatches,
+        "server_jitter_buffers": jitter_totals or None,
         "churn_per_second": args.churn, "replaced": result.get("replaced", 0),
         "replacements_answered": result.get("answered_total", answered) - answered,
         "io": args.io if args.server == "bench" else "twistd default (batched)", "setup_seconds": result.get("setup_seconds"),
