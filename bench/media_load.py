@@ -572,6 +572,7 @@ def media_in_window(start: dict | None, end: dict | None) -> dict | None:
         window["gc_collections"] = [b - a for a, b in zip(start["gc"]["collections"], end["gc"]["collections"])]
         window["gc_full_pause_ms"] = [round(b - a, 1) for a, b in zip(start["gc"]["total_pause_ms"], end["gc"]["total_pause_ms"])][2]
         window["gc_max_pause_ms_since_start"] = end["gc"]["max_pause_ms"]
+        window["gc_max_pause_ms_before_window"] = start["gc"]["max_pause_ms"]
         window["gc_collected"] = end["gc"]["collected"] - start["gc"]["collected"]
         window["gc_frozen_at_end"] = end["gc"].get("frozen")
         window["gc_survivor_freezes"] = end["gc"].get("survivor_freeze", {}).get("freezes")
