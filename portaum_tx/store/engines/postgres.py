@@ -111,6 +111,7 @@ class PostgresEngine:
         self._all: list[txpostgres.Connection] = []
         self._listener: txpostgres.Connection | None = None
         self._channels: dict[str, list[Callable[[str], None]]] = {}
+        self._listens_on_the_way: set[defer.Deferred] = set()
 
     def _new_connection(self) -> txpostgres.Connection:
         detector = reconnection.DeadConnectionDetector(
@@ -134,6 +135,10 @@ class PostgresEngine:
         self._listener.detector.addRecoveryHandler(self._relisten)
 
     async def close(self) -> None:
+        # A LISTEN cut short by closing its connection fails inside txpostgres where
+        # nothing can handle it; they take one round trip, so let them arrive.
+        while self._listens_on_the_way:
+            await defer.DeferredList(list(self._listens_on_the_way), consumeErrors=True)
         for connection in self._all + ([self._listener] if self._listener else []):
             try:
                 connection.close()
@@ -249,6 +254,8 @@ class PostgresEngine:
         quoted = '"' + channel.replace('"', '""') + '"'
         d = self._listener.runOperation(f"LISTEN {quoted}")
         d.addErrback(lambda f: log.failure("LISTEN {channel} failed", f, channel=channel))
+        self._listens_on_the_way.add(d)
+        d.addBoth(lambda result: (self._listens_on_the_way.discard(d), result)[1])
         return d
 
     def _relisten(self):
