@@ -2,6 +2,7 @@
 
 import psycopg2
 from twisted.internet import defer, reactor, task
+from twisted.trial import unittest
 
 from portaum_tx.mailbox.events import EventBus, NewMessage
 from portaum_tx.store import StoreUnavailable
@@ -64,6 +65,36 @@ class PostgresReconnectTests(StoreTestCase):
                 break
             yield task.deferLater(reactor, 0.05, lambda: None)
         self.assertEqual([e.account_id for e in heard], ["1"])
+
+
+class CloseGraceTests(unittest.TestCase):
+    """No server needed: a LISTEN that never gets its answer holds close() only for
+    LISTEN_GRACE."""
+
+    def test_close_waits_no_longer_than_the_grace(self):
+        from portaum_tx.store.engines.postgres import LISTEN_GRACE, PostgresEngine
+        clock = task.Clock()
+        engine = PostgresEngine("host=unused", clock)
+        silent = defer.Deferred()
+        engine._listens_on_the_way.add(silent)
+        closed = defer.ensureDeferred(engine.close())
+        clock.advance(LISTEN_GRACE - 0.1)
+        self.assertNoResult(closed)
+        clock.advance(0.1)
+        self.successResultOf(closed)
+        self.assertEqual(clock.getDelayedCalls(), [])
+
+    def test_close_goes_on_when_the_listens_arrive(self):
+        from portaum_tx.store.engines.postgres import PostgresEngine
+        clock = task.Clock()
+        engine = PostgresEngine("host=unused", clock)
+        on_the_way = defer.Deferred()
+        engine._listens_on_the_way.add(on_the_way)
+        closed = defer.ensureDeferred(engine.close())
+        self.assertNoResult(closed)
+        on_the_way.callback(None)
+        self.successResultOf(closed)
+        self.assertEqual(clock.getDelayedCalls(), [])  # the grace timer is cancelled
 
 
 class PostgresCloseTests(StoreTestCase):

@@ -38,6 +38,9 @@ def _plain(value):
     return bytes(value) if isinstance(value, memoryview) else value
 
 
+LISTEN_GRACE = 2.0  # seconds close() waits for LISTENs still on the way
+
+
 def _reconnect_delays():
     from txpostgres import retrying
     return retrying.simpleBackoffIterator(initialDelay=0.5, maxDelay=5.0, factor=1.7,
@@ -136,9 +139,19 @@ class PostgresEngine:
 
     async def close(self) -> None:
         # A LISTEN cut short by closing its connection fails inside txpostgres where
-        # nothing can handle it; they take one round trip, so let them arrive.
-        while self._listens_on_the_way:
-            await defer.DeferredList(list(self._listens_on_the_way), consumeErrors=True)
+        # nothing can handle it; they take one round trip, so let them arrive, but
+        # never hold shutdown for longer than LISTEN_GRACE on a server that is silent.
+        if self._listens_on_the_way:
+            waited = defer.Deferred()
+
+            def done(_=None):
+                if not waited.called:
+                    waited.callback(None)
+            defer.DeferredList(list(self._listens_on_the_way), consumeErrors=True).addBoth(done)
+            grace = self._reactor.callLater(LISTEN_GRACE, done)
+            await waited
+            if grace.active():
+                grace.cancel()
         for connection in self._all + ([self._listener] if self._listener else []):
             try:
                 connection.close()
