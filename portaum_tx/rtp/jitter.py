@@ -47,6 +47,8 @@ class PyJitterBuffer:
         # waits for it for up to max_hold_frames, so that a late packet is still played
         # (one frame of delay more) rather than dropped; if nothing comes, it was a
         # pause, and the play-out moves back onto the sender's timeline.
+        if max_hold_frames < 0:
+            raise ValueError("max_hold_frames must not be negative")
         self.max_hold_frames = max_hold_frames
         self._held = 0
         self.held_frames = 0

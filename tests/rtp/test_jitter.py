@@ -149,6 +149,10 @@ class JitterBufferTestsMixin:
         buffer.push(160, frame(1))  # a frame late: dropped, as it was played as idle
         self.assertEqual((buffer.late, buffer.held_frames), (1, 0))
 
+    def test_a_negative_hold_is_refused(self):
+        with self.assertRaisesRegex(ValueError, "max_hold_frames must not be negative"):
+            self.JitterBuffer(0xFF, max_hold_frames=-1)
+
     def test_fast_sender_does_not_grow_the_delay(self):
         buffer = self.JitterBuffer(0xFF, depth_frames=2)
         timestamp = 0

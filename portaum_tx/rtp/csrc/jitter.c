@@ -384,7 +384,7 @@ JitterBuffer_init(JitterBuffer *self, PyObject *args, PyObject *kwds)
     PyObject *silence_byte;
     long long frame_samples = 160, depth_frames = 2, max_packets = 64, resync_after_idle = 3;
     long long excess_frames = 3, excess_pops = 50, max_hold_frames = 5;
-    long long depth_samples, window_samples, excess_depth, excess_limit;
+    long long depth_samples, window_samples, excess_depth, excess_limit, hold_samples;
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|LLLLLLL:JitterBuffer", kwlist, &silence_byte,
                                      &frame_samples, &depth_frames, &max_packets,
                                      &resync_after_idle, &excess_frames, &excess_pops,
@@ -394,10 +394,16 @@ JitterBuffer_init(JitterBuffer *self, PyObject *args, PyObject *kwds)
         PyErr_SetString(PyExc_ValueError, "frame_samples must be at least 1");
         return -1;
     }
+    if (max_hold_frames < 0) {
+        PyErr_SetString(PyExc_ValueError, "max_hold_frames must not be negative");
+        return -1;
+    }
     if (__builtin_mul_overflow(depth_frames, frame_samples, &depth_samples)
             || __builtin_mul_overflow(max_packets, frame_samples, &window_samples)
             || __builtin_add_overflow(depth_frames, excess_frames, &excess_depth)
-            || __builtin_mul_overflow(excess_depth, frame_samples, &excess_limit)) {
+            || __builtin_mul_overflow(excess_depth, frame_samples, &excess_limit)
+            || max_hold_frames == LLONG_MAX
+            || __builtin_mul_overflow(max_hold_frames + 1, frame_samples, &hold_samples)) {
         PyErr_SetString(PyExc_OverflowError, "JitterBuffer sizes out of range");
         return -1;
     }
