@@ -71,20 +71,8 @@ class CloseGraceTests(unittest.TestCase):
     """No server needed: a LISTEN that never gets its answer holds close() only for
     LISTEN_GRACE."""
 
-    def test_close_waits_no_longer_than_the_grace(self):
-        from portaum_tx.store.engines.postgres import LISTEN_GRACE, PostgresEngine
-        clock = task.Clock()
-        engine = PostgresEngine("host=unused", clock)
-        silent = defer.Deferred()
-        engine._listens_on_the_way.add(silent)
-        closed = defer.ensureDeferred(engine.close())
-        clock.advance(LISTEN_GRACE - 0.1)
-        self.assertNoResult(closed)
-        clock.advance(0.1)
-        self.successResultOf(closed)
-        self.assertEqual(clock.getDelayedCalls(), [])
-
-    def test_close_goes_on_when_the_listens_arrive(self):
+    def close_with_a_listen_on_the_way(self):
+        """A closing engine on a Clock, and the LISTEN it waits for."""
         from portaum_tx.store.engines.postgres import PostgresEngine
         clock = task.Clock()
         engine = PostgresEngine("host=unused", clock)
@@ -92,6 +80,19 @@ class CloseGraceTests(unittest.TestCase):
         engine._listens_on_the_way.add(on_the_way)
         closed = defer.ensureDeferred(engine.close())
         self.assertNoResult(closed)
+        return clock, on_the_way, closed
+
+    def test_close_waits_no_longer_than_the_grace(self):
+        from portaum_tx.store.engines.postgres import LISTEN_GRACE
+        clock, _, closed = self.close_with_a_listen_on_the_way()
+        clock.advance(LISTEN_GRACE - 0.1)
+        self.assertNoResult(closed)
+        clock.advance(0.1)
+        self.successResultOf(closed)
+        self.assertEqual(clock.getDelayedCalls(), [])
+
+    def test_close_goes_on_when_the_listens_arrive(self):
+        clock, on_the_way, closed = self.close_with_a_listen_on_the_way()
         on_the_way.callback(None)
         self.successResultOf(closed)
         self.assertEqual(clock.getDelayedCalls(), [])  # the grace timer is cancelled
